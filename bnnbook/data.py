@@ -1,0 +1,395 @@
+"""Data sets of the book: MNIST, Fashion-MNIST, rendered letters, noise
+images and the 32-point sinusoid.
+
+Taught in chapter "Why Bayesian neural networks"; later chapters reuse it.
+Pure NumPy (plus Pillow and matplotlib's bundled fonts for letters), so both
+the JAX and the TensorFlow chapters can use it.
+
+Where the image files come from
+-------------------------------
+The loaders look in a cache folder: ``$BNNBOOK_DATA`` if set, else
+``~/.cache/bnnbook`` (``$XDG_CACHE_HOME/bnnbook``). Files live at
+``<cache>/mnist/train-images-idx3-ubyte.gz`` and so on (the layout of the
+original distributions). Every file is checked against the SHA-256 of its
+*decompressed* bytes, so a corrupt or truncated file raises
+:class:`ChecksumError` and never yields a silently wrong array. A missing file
+is downloaded from the usual public mirrors when the machine is online;
+offline, :class:`DataNotFoundError` says which file to put where.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import os
+import pathlib
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from typing import Iterable, Sequence
+
+import numpy as np
+
+DATA_ENV = "BNNBOOK_DATA"
+
+# SHA-256 of the decompressed IDX bytes (gzip headers differ between mirrors).
+DATASETS = {
+    "mnist": {
+        "folder": "mnist",
+        "mirrors": (
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "http://yann.lecun.com/exdb/mnist/",
+        ),
+        "files": {
+            "train-images-idx3-ubyte.gz": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            "train-labels-idx1-ubyte.gz": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            "t10k-images-idx3-ubyte.gz": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        },
+    },
+    "fashion_mnist": {
+        "folder": "fashion-mnist",
+        "mirrors": (
+            "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        ),
+        "files": {
+            "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        },
+    },
+}
+
+MNIST_CLASSES = tuple(str(d) for d in range(10))
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A data file is missing and could not be downloaded."""
+
+
+class ChecksumError(ValueError):
+    """A data file exists but its content is not the expected one."""
+
+
+def data_dir() -> pathlib.Path:
+    """The cache folder: ``$BNNBOOK_DATA``, else ``$XDG_CACHE_HOME/bnnbook``
+    (``~/.cache/bnnbook``)."""
+    if os.environ.get(DATA_ENV):
+        return pathlib.Path(os.environ[DATA_ENV]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return pathlib.Path(cache) / "bnnbook"
+
+
+def _dataset_spec(name: str) -> dict:
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    return DATASETS[name]
+
+
+def _decompressed_bytes(path: pathlib.Path) -> bytes:
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":  # gzip magic; plain IDX files are accepted too
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ChecksumError(
+                f"{path} is not a complete gzip file ({exc}); it is corrupt or truncated. "
+                f"Delete it and load again (it is downloaded when online), or copy a good copy there."
+            ) from exc
+    return raw
+
+
+def _verify(path: pathlib.Path, expected_sha256: str) -> bytes:
+    content = _decompressed_bytes(path)
+    digest = hashlib.sha256(content).hexdigest()
+    if digest != expected_sha256:
+        raise ChecksumError(
+            f"{path}: SHA-256 of the decompressed bytes is {digest}, expected {expected_sha256} "
+            f"({len(content)} bytes read). The file is corrupt, truncated or a different file. "
+            f"Delete it and load again (it is downloaded when online), or copy a good copy there."
+        )
+    return content
+
+
+def _download(urls: Iterable[str], destination: pathlib.Path, timeout: float) -> list[str]:
+    """Try each URL; return the list of failures (empty on success)."""
+    failures = []
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                with tempfile.NamedTemporaryFile(dir=destination.parent, delete=False) as tmp:
+                    shutil.copyfileobj(response, tmp)
+            os.replace(tmp.name, destination)  # atomic: never a half-written file in place
+            return []
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            failures.append(f"{url}: {exc}")
+    return failures
+
+
+def fetch(dataset: str, filename: str, *, directory: str | os.PathLike | None = None,
+          download: bool = True, mirrors: Sequence[str] | None = None, timeout: float = 30.0) -> bytes:
+    """Return the verified, decompressed bytes of one file of ``dataset``.
+
+    Looks in ``directory`` (default :func:`data_dir`); downloads when the file
+    is missing and ``download`` is true; raises :class:`DataNotFoundError` with
+    the exact place to put the file when it cannot be had, and
+    :class:`ChecksumError` when the bytes are wrong (a downloaded file that
+    fails the check is removed).
+    """
+    spec = _dataset_spec(dataset)
+    if filename not in spec["files"]:
+        raise ValueError(f"{dataset} has no file {filename!r}; files: {sorted(spec['files'])}")
+    expected = spec["files"][filename]
+    root = pathlib.Path(directory) if directory is not None else data_dir()
+    path = root / spec["folder"] / filename
+    candidates = [path, path.with_suffix("")]  # also accept a decompressed copy
+    for candidate in candidates:
+        if candidate.exists():
+            return _verify(candidate, expected)
+    failures = ["downloading is switched off (download=False)"]
+    if download:
+        failures = _download([m + filename for m in (mirrors or spec["mirrors"])], path, timeout)
+        if not failures:
+            try:
+                return _verify(path, expected)
+            except ChecksumError:
+                path.unlink(missing_ok=True)
+                raise
+    where = f"${DATA_ENV}={os.environ[DATA_ENV]}" if os.environ.get(DATA_ENV) and directory is None else "the cache folder"
+    raise DataNotFoundError(
+        f"{dataset} file {filename!r} is not in {root} ({where}) and could not be downloaded:\n  "
+        + "\n  ".join(failures)
+        + f"\nPut the file at {path} (gzip-compressed IDX; SHA-256 of the decompressed bytes "
+        f"{expected}), or set {DATA_ENV} to a folder that holds {spec['folder']}/{filename}."
+    )
+
+
+def parse_idx(content: bytes) -> np.ndarray:
+    """Parse IDX bytes (the MNIST file format) into a NumPy array."""
+    if len(content) < 4 or content[0] != 0 or content[1] != 0:
+        raise ValueError("not an IDX file: bad magic number")
+    dtype_code, ndim = content[2], content[3]
+    dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    if dtype_code not in dtypes:
+        raise ValueError(f"unknown IDX data type code {dtype_code:#x}")
+    header = 4 + 4 * ndim
+    shape = tuple(int.from_bytes(content[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(dtypes[dtype_code])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(content) - header != expected:
+        raise ValueError(f"IDX payload has {len(content) - header} bytes, the header says {expected}")
+    return np.frombuffer(content, dtype=dtype, offset=header).reshape(shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """Images (float32 in [0, 1], shape ``(n, 28, 28)`` or ``(n, 784)``) and labels (int32)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageData:
+    """Train/validation/test splits of an image classification set."""
+
+    name: str
+    train: Split
+    validation: Split
+    test: Split
+    class_names: tuple[str, ...]
+
+
+def load_images(dataset: str = "mnist", *, validation_size: int = 5000, train_size: int | None = None,
+                test_size: int | None = None, flatten: bool = False, seed: int = 0,
+                directory: str | os.PathLike | None = None, download: bool = True) -> ImageData:
+    """Load MNIST (``"mnist"``) or Fashion-MNIST (``"fashion_mnist"``).
+
+    Pixels are scaled to [0, 1] (float32). The last ``validation_size`` of a
+    seeded shuffle of the 60,000 training images form the validation split;
+    ``train_size``/``test_size`` keep only the first images of the train/test
+    splits (for quick runs). ``flatten`` returns rows of 784 pixels.
+    """
+    spec = _dataset_spec(dataset)
+    if not 0 <= validation_size < 60000:
+        raise ValueError(f"validation_size={validation_size} must be in [0, 60000)")
+    parts = {}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        images = parse_idx(fetch(dataset, f"{prefix}-images-idx3-ubyte.gz", directory=directory, download=download))
+        labels = parse_idx(fetch(dataset, f"{prefix}-labels-idx1-ubyte.gz", directory=directory, download=download))
+        if images.shape[0] != labels.shape[0]:
+            raise ChecksumError(f"{dataset} {split}: {images.shape[0]} images but {labels.shape[0]} labels")
+        parts[split] = (images, labels.astype(np.int32))
+
+    def to_split(images, labels, size, name):
+        if size is not None:
+            if not 0 < size <= len(labels):
+                raise ValueError(f"{name}={size} must be in [1, {len(labels)}]")
+            images, labels = images[:size], labels[:size]
+        pixels = images.astype(np.float32) / 255.0
+        if flatten:
+            pixels = pixels.reshape(len(pixels), -1)
+        return Split(pixels, np.ascontiguousarray(labels))
+
+    order = np.random.default_rng(seed).permutation(60000)
+    train_idx, val_idx = order[: 60000 - validation_size], order[60000 - validation_size:]
+    images, labels = parts["train"]
+    classes = MNIST_CLASSES if dataset == "mnist" else FASHION_CLASSES
+    return ImageData(
+        name=dataset,
+        train=to_split(images[train_idx], labels[train_idx], train_size, "train_size"),
+        validation=to_split(images[val_idx], labels[val_idx], None, "validation_size"),
+        test=to_split(*parts["test"], test_size, "test_size"),
+        class_names=classes,
+    )
+
+
+def load_mnist(**kwargs) -> ImageData:
+    """MNIST digits; see :func:`load_images` for the arguments."""
+    return load_images("mnist", **kwargs)
+
+
+def load_fashion_mnist(**kwargs) -> ImageData:
+    """Fashion-MNIST clothes; see :func:`load_images` for the arguments."""
+    return load_images("fashion_mnist", **kwargs)
+
+
+# --------------------------------------------------------------------------
+# Out-of-distribution images made by our own code.
+# --------------------------------------------------------------------------
+
+LETTER_FONTS = (
+    "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf",
+    "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf", "DejaVuSerif-BoldItalic.ttf",
+    "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "DejaVuSansMono-Oblique.ttf",
+    "DejaVuSansMono-BoldOblique.ttf",
+)
+
+
+def _font_path(filename: str) -> str:
+    import matplotlib
+
+    path = pathlib.Path(matplotlib.get_data_path()) / "fonts" / "ttf" / filename
+    if not path.exists():
+        raise FileNotFoundError(f"font {filename} is not among matplotlib's bundled fonts ({path.parent})")
+    return str(path)
+
+
+def _mnist_style(glyph: np.ndarray) -> np.ndarray:
+    """Fit a glyph (float, ink = high) into 20x20 keeping its aspect ratio, then
+    centre its centre of mass in a 28x28 frame, as MNIST digits were made."""
+    from PIL import Image
+
+    rows, cols = np.nonzero(glyph > 0.05)
+    glyph = glyph[rows.min(): rows.max() + 1, cols.min(): cols.max() + 1]
+    height, width = glyph.shape
+    scale = 20.0 / max(height, width)
+    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+    small = Image.fromarray((glyph * 255).astype(np.uint8)).resize((new_w, new_h), Image.LANCZOS)
+    small = np.clip(np.asarray(small, dtype=np.float32) / 255.0, 0.0, 1.0)
+    canvas = np.zeros((28, 28), np.float32)
+    top, left = (28 - new_h) // 2, (28 - new_w) // 2
+    canvas[top: top + new_h, left: left + new_w] = small
+    total = canvas.sum()
+    yy, xx = np.mgrid[0:28, 0:28]
+    shift_y = int(round(13.5 - (yy * canvas).sum() / total))
+    shift_x = int(round(13.5 - (xx * canvas).sum() / total))
+    # Shift without wrapping ink around the border.
+    shift_y = int(np.clip(shift_y, -top, 28 - new_h - top))
+    shift_x = int(np.clip(shift_x, -left, 28 - new_w - left))
+    return np.roll(np.roll(canvas, shift_y, axis=0), shift_x, axis=1)
+
+
+def render_letters(letters: str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", fonts: Sequence[str] = LETTER_FONTS,
+                   rotations: Sequence[float] = (0.0,), stroke_widths: Sequence[int] = (0,)) -> tuple[np.ndarray, list[str]]:
+    """Render letters as 28x28 MNIST-like images (white ink on black, float32 in [0, 1]).
+
+    One image per (letter, font, rotation in degrees, extra stroke width in
+    pixels at the 112-pixel rendering). Deterministic: no randomness at all.
+    Returns ``(images, labels)`` with images of shape ``(n, 28, 28)`` and the
+    letter of each image.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not letters:
+        raise ValueError("letters is empty; pass e.g. 'ABC'")
+    images, labels = [], []
+    for font_file in fonts:
+        font = ImageFont.truetype(_font_path(font_file), 96)
+        for stroke in stroke_widths:
+            if stroke < 0:
+                raise ValueError(f"stroke width {stroke} must be >= 0")
+            for angle in rotations:
+                for letter in letters:
+                    canvas = Image.new("L", (160, 160), 0)
+                    ImageDraw.Draw(canvas).text((80, 80), letter, fill=255, font=font, anchor="mm",
+                                                stroke_width=stroke, stroke_fill=255)
+                    if angle:
+                        canvas = canvas.rotate(angle, resample=Image.BICUBIC)
+                    glyph = np.asarray(canvas, dtype=np.float32) / 255.0
+                    if glyph.max() <= 0.05:
+                        raise ValueError(f"letter {letter!r} renders empty in {font_file}")
+                    images.append(_mnist_style(glyph))
+                    labels.append(letter)
+    return np.stack(images).astype(np.float32), labels
+
+
+def letters_dataset(size: str = "standard") -> tuple[np.ndarray, list[str]]:
+    """The book's letter set: A-Z in 12 DejaVu styles; ``"standard"`` adds
+    rotations of -10/+10 degrees and a thicker stroke (26 x 12 x 3 x 2 = 1,872
+    images), ``"small"`` is upright only (312 images)."""
+    if size == "small":
+        return render_letters()
+    if size == "standard":
+        return render_letters(rotations=(0.0, -10.0, 10.0), stroke_widths=(0, 4))
+    raise ValueError(f"size={size!r}; use 'small' or 'standard'")
+
+
+def uniform_noise(n: int, seed: int = 0, shape: tuple[int, ...] = (28, 28)) -> np.ndarray:
+    """``n`` images of i.i.d. Uniform(0, 1) pixels (float32)."""
+    if n < 1:
+        raise ValueError(f"n={n} must be >= 1")
+    return np.random.default_rng(seed).uniform(0.0, 1.0, size=(n, *shape)).astype(np.float32)
+
+
+def sinusoid(n: int = 32, noise_std: float = 1.0, seed: int = 0, low: float = -0.5,
+             high: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """The book's toy regression set: ``y = 10 sin(2 pi x) + noise``.
+
+    ``x ~ Uniform(low, high)`` (default [-0.5, 0.5]), Gaussian noise of standard
+    deviation ``noise_std``. Returns float32 arrays ``x`` and ``y`` of shape
+    ``(n, 1)``, sorted by ``x``.
+    """
+    if n < 1:
+        raise ValueError(f"n={n} must be >= 1")
+    if noise_std < 0:
+        raise ValueError(f"noise_std={noise_std} must be >= 0")
+    rng = np.random.default_rng(seed)
+    x = np.sort(rng.uniform(low, high, size=n))
+    y = sinusoid_mean(x) + noise_std * rng.standard_normal(n)
+    return x[:, None].astype(np.float32), y[:, None].astype(np.float32)
+
+
+def sinusoid_mean(x: np.ndarray) -> np.ndarray:
+    """The noise-free function of :func:`sinusoid`: ``10 sin(2 pi x)``."""
+    return 10.0 * np.sin(2.0 * np.pi * np.asarray(x))
+
+
+__all__ = [
+    "DATASETS", "DATA_ENV", "DataNotFoundError", "ChecksumError", "data_dir", "fetch", "parse_idx",
+    "Split", "ImageData", "load_images", "load_mnist", "load_fashion_mnist", "MNIST_CLASSES",
+    "FASHION_CLASSES", "LETTER_FONTS", "render_letters", "letters_dataset", "uniform_noise",
+    "sinusoid", "sinusoid_mean",
+]
