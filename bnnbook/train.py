@@ -122,7 +122,7 @@ def fit(loss_fn: LossFn, params: Any, optimizer: optax.GradientTransformation, d
             params, batch, jax.random.fold_in(step_key, step))
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        record = {"loss": loss, **metrics, "grad_norm": optax.global_norm(grads)}
+        record = {"loss": loss, **metrics, "grad_norm": optax.tree.norm(grads)}
         return (params, opt_state, order), record
 
     @jax.jit

@@ -1,0 +1,60 @@
+# bnnbook: `make book` builds the HTML book, `make test` runs unit tests and
+# every chapter (quick profile). Both create .venv with the locked versions
+# on first use and reuse it afterwards.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LOCK := requirements/lock.txt
+CHAPTERS := $(sort $(wildcard chapters/*.ipynb))
+PROFILE ?= full
+
+# Offline copies of the data sets sit beside the checkout in this project's
+# workspace; use them unless BNNBOOK_DATA is already set.
+ifeq ($(strip $(BNNBOOK_DATA)),)
+ifneq ($(wildcard ../shared/data/mnist),)
+export BNNBOOK_DATA := $(abspath ../shared/data)
+endif
+endif
+export MPLBACKEND := Agg
+export PYTHONHASHSEED := 0
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: setup book test unit nbval execute bench clean help
+
+help:
+	@echo "make book      build the HTML book into _build/html"
+	@echo "make test      unit tests + every chapter in the quick profile (nbval)"
+	@echo "make execute   re-run chapters in place: CHAPTER=chapters/NN.ipynb PROFILE=quick|full"
+	@echo "make setup     only create .venv with the locked dependencies"
+
+$(STAMP): $(LOCK) pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name bnnbook --display-name "Python 3 (bnnbook)" >/dev/null
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --builder html --warningiserror --nitpick --keep-going
+	@echo "open _build/html/index.html"
+
+# Unit tests and every chapter, in one pytest run (one summary line).
+test: $(STAMP)
+	BNNBOOK_PROFILE=quick BNNBOOK_RESULTS=$(CURDIR)/_build/test-results \
+	$(BIN)/python -m pytest tests $(CHAPTERS) --nbval-lax --nbval-current-env \
+		--nbval-cell-timeout=1800 -p no:cacheprovider -q --durations=15
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests -q
+
+CHAPTER ?= $(CHAPTERS)
+execute: $(STAMP)
+	BNNBOOK_PROFILE=$(PROFILE) $(BIN)/python tools/run_chapter.py $(CHAPTER)
+
+clean:
+	rm -rf _build
