@@ -218,13 +218,13 @@ def load_images(dataset: str = "mnist", *, validation_size: int = 5000, train_si
     """Load MNIST (``"mnist"``) or Fashion-MNIST (``"fashion_mnist"``).
 
     Pixels are scaled to [0, 1] (float32). The last ``validation_size`` of a
-    seeded shuffle of the 60,000 training images form the validation split;
+    seeded shuffle of the training images (60,000) form the validation split;
     ``train_size``/``test_size`` keep only the first images of the train/test
     splits (for quick runs). ``flatten`` returns rows of 784 pixels.
     """
     spec = _dataset_spec(dataset)
-    if not 0 <= validation_size < 60000:
-        raise ValueError(f"validation_size={validation_size} must be in [0, 60000)")
+    if validation_size < 0:
+        raise ValueError(f"validation_size={validation_size} must be >= 0 (0 for no validation split)")
     parts = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):
         images = parse_idx(fetch(dataset, f"{prefix}-images-idx3-ubyte.gz", directory=directory, download=download))
@@ -240,13 +240,16 @@ def load_images(dataset: str = "mnist", *, validation_size: int = 5000, train_si
             images, labels = images[:size], labels[:size]
         pixels = images.astype(np.float32) / 255.0
         if flatten:
-            pixels = pixels.reshape(len(pixels), -1)
+            pixels = pixels.reshape(len(pixels), int(np.prod(pixels.shape[1:])))
         return Split(pixels, np.ascontiguousarray(labels))
 
-    order = np.random.default_rng(seed).permutation(60000)
-    train_idx, val_idx = order[: 60000 - validation_size], order[60000 - validation_size:]
     images, labels = parts["train"]
-    classes = MNIST_CLASSES if dataset == "mnist" else FASHION_CLASSES
+    num_train = len(labels)
+    if validation_size >= num_train:
+        raise ValueError(f"validation_size={validation_size} must be below the {num_train} training images")
+    order = np.random.default_rng(seed).permutation(num_train)
+    train_idx, val_idx = order[: num_train - validation_size], order[num_train - validation_size:]
+    classes = FASHION_CLASSES if dataset == "fashion_mnist" else MNIST_CLASSES
     return ImageData(
         name=dataset,
         train=to_split(images[train_idx], labels[train_idx], train_size, "train_size"),
