@@ -1,0 +1,58 @@
+"""Static checks of the book: the table of contents, each chapter's first cell,
+and stored outputs from a real run (no execution here; nbval runs the chapters)."""
+
+import json
+import pathlib
+import re
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+
+
+def _config_value(key: str) -> str:
+    match = re.search(rf"^\s+{key}:\s*(\S+)", (ROOT / "_config.yml").read_text(), re.M)
+    assert match, f"_config.yml has no {key}"
+    return match.group(1)
+
+
+def _toc_files() -> list[str]:
+    return re.findall(r"^\s*-\s*file:\s*(\S+)", (ROOT / "_toc.yml").read_text(), re.M)
+
+
+def _code_cells(path):
+    notebook = json.loads(path.read_text())
+    return [c for c in notebook["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+
+
+def test_every_chapter_is_in_the_toc_and_every_toc_entry_exists():
+    listed = _toc_files()
+    assert sorted(listed) == sorted(f"chapters/{p.stem}" for p in CHAPTERS)
+    for entry in listed:
+        assert (ROOT / f"{entry}.ipynb").exists(), entry
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_first_cell_installs_bnnbook_from_the_configured_repository_and_starts_a_run(path):
+    first = "".join(_code_cells(path)[0]["source"])
+    repository = _config_value("url")
+    assert f"git+{repository}" in first, f"{path.name}: install cell must use the repository URL of _config.yml"
+    assert 'find_spec("bnnbook") is None' in first  # install only when missing
+    assert "runtime.start(" in first
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_stored_outputs_are_a_clean_run_that_prints_the_profile(path):
+    cells = _code_cells(path)
+    counts = [c["execution_count"] for c in cells]
+    assert None not in counts, f"{path.name}: some code cells were never run"
+    assert counts == sorted(counts), f"{path.name}: cells were run out of order"
+    assert not [o for c in cells for o in c["outputs"] if o["output_type"] == "error"]
+    first_output = json.dumps(cells[0]["outputs"])
+    assert re.search(r"profile: (quick|full)", first_output) and "devices:" in first_output
+    assert "save_results(" in "".join(cells[-1]["source"])
+
+
+def test_colab_launch_is_configured():
+    assert "colab.research.google.com" in (ROOT / "_config.yml").read_text()
