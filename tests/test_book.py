@@ -27,7 +27,7 @@ def _code_cells(path):
 
 
 def test_every_chapter_is_in_the_toc_and_every_toc_entry_exists():
-    listed = _toc_files()
+    listed = [f for f in _toc_files() if f.startswith("chapters/")]
     assert sorted(listed) == sorted(f"chapters/{p.stem}" for p in CHAPTERS)
     for entry in listed:
         assert (ROOT / f"{entry}.ipynb").exists(), entry
