@@ -116,9 +116,21 @@ def _likelihood_fn(likelihood, noise_std):
         if noise_std is None:
             raise ValueError("likelihood='gaussian' needs noise_std (the noise standard deviation), e.g. noise_std=1.0")
         _check_positive("noise_std", noise_std)
-        return lambda outputs, targets: gaussian_log_likelihood(targets, outputs, noise_std, reduction="none")
+        def gaussian(outputs, targets):
+            if jnp.shape(outputs) != jnp.shape(targets):
+                raise ValueError(f"targets have shape {jnp.shape(targets)} but apply_fn returns outputs of shape "
+                                 f"{jnp.shape(outputs)}; they must match (e.g. y of shape (n, 1) for a net "
+                                 f"with one output)")
+            return gaussian_log_likelihood(targets, outputs, noise_std, reduction="none")
+        return gaussian
     if likelihood == "categorical":
-        return lambda outputs, targets: categorical_log_likelihood(outputs, targets, reduction="none")
+        def categorical(outputs, targets):
+            if jnp.shape(targets) != jnp.shape(outputs)[:-1]:
+                raise ValueError(f"targets have shape {jnp.shape(targets)} but apply_fn returns logits of shape "
+                                 f"{jnp.shape(outputs)}; targets must be integer labels of shape "
+                                 f"{jnp.shape(outputs)[:-1]}")
+            return categorical_log_likelihood(outputs, targets, reduction="none")
+        return categorical
     raise ValueError(f"likelihood={likelihood!r}; use 'gaussian', 'categorical' or a function "
                      f"f(outputs, targets) -> log-likelihood per example")
 

@@ -115,3 +115,44 @@ def test_map_loss_works_with_fit_and_categorical():
 def test_bad_input_names_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_categorical_nll_is_optax_cross_entropy():
+    import optax
+    rng = np.random.default_rng(4)
+    logits = jnp.asarray(rng.normal(size=(16, 7)) * 2, jnp.float32)
+    labels = jnp.asarray(rng.integers(0, 7, size=16))
+    cross_entropy = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    np.testing.assert_allclose(-L.categorical_log_likelihood(logits, labels, "none"), cross_entropy, rtol=1e-5, atol=1e-6)
+
+
+def test_gaussian_nll_with_unit_noise_is_half_sse_plus_constant():
+    y, mean = _regression(n=13, d=1, seed=5)
+    sse = float(np.sum((y.astype(np.float64) - mean) ** 2))
+    nll = -float(L.gaussian_log_likelihood(y, mean, 1.0))
+    assert nll == pytest.approx(0.5 * sse + 13 * 0.5 * math.log(2 * math.pi), rel=1e-6)
+    # the constant does not depend on the predictions: shifting the mean changes only the SSE part
+    shifted = -float(L.gaussian_log_likelihood(y, mean + 1.0, 1.0))
+    sse_shifted = float(np.sum((y.astype(np.float64) - mean - 1.0) ** 2))
+    assert shifted - nll == pytest.approx(0.5 * (sse_shifted - sse), rel=1e-5)
+
+
+def test_learned_noise_mle_is_the_rms_residual():
+    y, mean = _regression(n=40, d=1, seed=6)
+    rms = float(np.sqrt(np.mean((y.astype(np.float64) - mean) ** 2)))
+    log_lik = lambda s: L.gaussian_log_likelihood(y, mean, s)
+    assert float(jax.grad(log_lik)(jnp.float32(rms))) == pytest.approx(0.0, abs=1e-3)
+    for other in (0.8 * rms, 1.25 * rms):
+        assert float(log_lik(other)) < float(log_lik(rms))
+
+
+def test_map_loss_checks_output_and_target_shapes():
+    apply = lambda p, x: x @ p["w"]
+    params = {"w": jnp.zeros((3, 1))}
+    x = np.zeros((5, 3), np.float32)
+    loss_fn = L.map_loss(apply, "gaussian", priors.Gaussian(1.0), num_examples=5, noise_std=1.0)
+    with pytest.raises(ValueError, match="targets"):
+        loss_fn(params, (x, np.zeros((5,), np.float32)))
+    logits_fn = L.map_loss(lambda p, x: x @ p["w"], "categorical", num_examples=5)
+    with pytest.raises(ValueError, match="targets"):
+        logits_fn({"w": jnp.zeros((3, 4))}, (x, np.zeros((5, 4), np.int32)))

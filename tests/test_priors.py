@@ -182,3 +182,71 @@ def test_bad_input_names_the_argument(make, name):
 def test_bad_value_is_in_the_message():
     with pytest.raises(ValueError, match=r"-0\.25"):
         priors.Gaussian(-0.25)
+
+
+@pytest.mark.parametrize("scale", [0.25, 0.5, 2.0])
+def test_gaussian_prior_gradient_is_exactly_lambda_w(scale):
+    # with a power-of-two scale every operation is exact in floating point, so
+    # the gradient of -log N(w; 0, s^2) and lambda * w agree bit for bit
+    params = _params(6)
+    lam = priors.l2_strength(scale)
+    grads = jax.grad(lambda p: -priors.Gaussian(scale).log_prob(p))(params)
+    for g, w in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(params)):
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(jnp.float32(lam) * w))
+
+
+def test_laplace_gradient_is_lambda_sign_w_including_zero():
+    w = jnp.asarray([-2.0, -1e-8, 0.0, 0.0, 3e-7, 5.0])
+    scale = 0.2
+    lam = priors.l1_strength(scale)
+    grad = jax.grad(lambda v: -priors.Laplace(scale).log_prob(v))(w)
+    np.testing.assert_allclose(grad, lam * np.sign(np.asarray(w)), rtol=1e-6)
+    assert float(grad[2]) == 0.0  # the smallest subgradient at 0, not jnp.abs's choice of 1
+    np.testing.assert_allclose(jax.grad(lambda v: priors.l1_penalty(v, lam))(w), grad, rtol=1e-6)
+
+
+def _one_step(loss_fn, params, optimizer, data):
+    from bnnbook.train import fit
+    return fit(loss_fn, params, optimizer, data, num_steps=1, key=jax.random.key(0),
+               num_updates=1, progress=False).params
+
+
+def test_one_map_step_equals_one_add_decayed_weights_step_on_a_haiku_net():
+    from bnnbook import likelihoods, nets
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(24, 3)).astype(np.float32)
+    y = rng.normal(size=(24, 1)).astype(np.float32)
+    net = nets.mlp((8,), 1)
+    params = net.init(jax.random.key(0), x)
+    n, scale, lr = len(x), 0.3, 0.05
+    prior = priors.Gaussian(scale)
+    map_loss = likelihoods.map_loss(net.apply, "gaussian", prior, num_examples=n, noise_std=1.0)
+    mle_loss = likelihoods.map_loss(net.apply, "gaussian", None, num_examples=n, noise_std=1.0)
+    # map_loss is the negative log posterior divided by N, so the decay is 1 / (N s^2)
+    lam = priors.weight_decay_strength(prior, num_examples=n)
+    assert lam == pytest.approx(1.0 / (n * scale ** 2))
+    for make in (optax.sgd, optax.adam):
+        map_step = _one_step(map_loss, params, make(lr), (x, y))
+        decay_step = _one_step(mle_loss, params, optax.chain(optax.add_decayed_weights(lam), make(lr)), (x, y))
+        _close(map_step, decay_step, rtol=1e-5, atol=1e-7)
+    # the wrong pairing, a decay of 1 / s^2 with the mean loss, is N times too strong
+    wrong = _one_step(mle_loss, params, optax.chain(optax.add_decayed_weights(1 / scale ** 2), optax.sgd(lr)), (x, y))
+    map_step = _one_step(map_loss, params, optax.sgd(lr), (x, y))
+    assert not np.allclose(np.asarray(wrong["mlp/~/linear_0"]["w"]), np.asarray(map_step["mlp/~/linear_0"]["w"]))
+    # AdamW decays the weights *after* Adam's rescaling: not the MAP gradient step
+    adamw_step = _one_step(mle_loss, params, optax.adamw(lr, weight_decay=lam), (x, y))
+    map_adam = _one_step(map_loss, params, optax.adam(lr), (x, y))
+    assert not np.allclose(np.asarray(adamw_step["mlp/~/linear_0"]["w"]), np.asarray(map_adam["mlp/~/linear_0"]["w"]),
+                           rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: priors.laplace_log_prob(1.0, 0.0), "scale"),
+    (lambda: priors.l1_strength(-0.5), "scale"),
+    (lambda: priors.l2_strength(0.0), "scale"),
+    (lambda: priors.scale_mixture_log_prob(0.0, 0.5, 1.0, -0.1), "sigma2"),
+    (lambda: priors.l2_penalty(_params(), float("nan")), "strength"),
+])
+def test_more_bad_input_names_the_argument(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()
