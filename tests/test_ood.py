@@ -1,0 +1,84 @@
+"""Tests of bnnbook.ood: uncertainty scores, thresholds and reject rules."""
+
+import numpy as np
+import pytest
+
+from bnnbook import ood
+
+
+def random_draws(num_draws=7, n=200, classes=10, concentration=0.5, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.dirichlet(np.full(classes, concentration), size=(num_draws, n))
+
+
+def test_entropy_is_between_zero_and_log_k():
+    draws = random_draws()
+    entropy = ood.predictive_entropy(draws)
+    assert np.all(entropy >= 0) and np.all(entropy <= np.log(10) + 1e-12)
+    # The bounds are reached: a one-hot prediction and the uniform one.
+    extremes = np.stack([np.eye(10)[3], np.full(10, 0.1)])
+    np.testing.assert_allclose(ood.predictive_entropy(extremes), [0.0, np.log(10)], atol=1e-12)
+
+
+def test_mutual_information_is_nonnegative_and_equals_mean_kl_to_the_mean():
+    draws = random_draws(concentration=0.3)
+    mi = ood.mutual_information(draws)
+    assert np.all(mi >= -1e-12)
+    mean = draws.mean(0)
+    mean_kl = np.mean(np.sum(draws * (np.log(draws) - np.log(mean)), axis=-1), axis=0)
+    np.testing.assert_allclose(mi, mean_kl, rtol=1e-9, atol=1e-12)
+    # Entropy of the mean = expected entropy + mutual information.
+    np.testing.assert_allclose(ood.predictive_entropy(draws), ood.expected_entropy(draws) + mi, atol=1e-12)
+
+
+def test_mutual_information_and_std_vanish_when_all_draws_agree():
+    one = random_draws(num_draws=1)
+    agreeing = np.repeat(one, 5, axis=0)
+    np.testing.assert_allclose(ood.mutual_information(agreeing), 0.0, atol=1e-12)
+    np.testing.assert_allclose(ood.predicted_class_std(agreeing), 0.0, atol=1e-12)
+    # A point estimate (a 2-D array) is one draw: no disagreement at all.
+    np.testing.assert_allclose(ood.mutual_information(one[0]), 0.0, atol=1e-12)
+
+
+def test_predicted_class_std_matches_direct_computation():
+    draws = random_draws(num_draws=4, n=3, classes=3, seed=2)
+    predicted = draws.mean(0).argmax(-1)
+    expected = [np.std(draws[:, i, predicted[i]]) for i in range(3)]
+    np.testing.assert_allclose(ood.predicted_class_std(draws), expected, rtol=1e-12)
+
+
+def test_uncertainty_scores_agree_with_the_single_functions():
+    draws = random_draws(seed=3)
+    scores = ood.uncertainty_scores(draws)
+    assert tuple(scores) == ood.SCORE_NAMES
+    np.testing.assert_allclose(scores["1 - max probability"], 1 - draws.mean(0).max(-1))
+    np.testing.assert_allclose(scores["predictive entropy"], ood.predictive_entropy(draws))
+    np.testing.assert_allclose(scores["mutual information"], ood.mutual_information(draws))
+    np.testing.assert_allclose(scores["std of predicted probability"], ood.predicted_class_std(draws))
+
+
+@pytest.mark.parametrize("quantile", [0.99, 0.9, 0.5])
+def test_quantile_threshold_rejects_the_complementary_share_of_its_own_data(quantile):
+    scores = np.random.default_rng(4).standard_normal(10_000)
+    threshold = ood.threshold_from_quantile(scores, quantile)
+    share = ood.reject(scores, threshold).mean()
+    assert abs(share - (1 - quantile)) <= 1.0 / len(scores)
+
+
+def test_refuse_low_confidence_refuses_only_flat_predictions():
+    probs = np.array([[0.1] * 10, [0.2] * 5 + [0.0] * 5, [0.21, 0.79] + [0.0] * 8])
+    np.testing.assert_array_equal(ood.refuse_low_confidence(probs, 0.2), [True, True, False])
+
+
+def test_bad_input_raises_clear_value_errors():
+    with pytest.raises(ValueError, match="sum to 1"):
+        ood.predictive_entropy(np.array([[0.5, 0.6]]))
+    with pytest.raises(ValueError, match="shape"):
+        ood.mutual_information(np.zeros((3, 0, 10)))
+    with pytest.raises(ValueError, match="non-empty"):
+        ood.threshold_from_quantile(np.array([]), 0.99)
+    for bad in (0.0, 1.0, 1.5, -0.1, 99):
+        with pytest.raises(ValueError, match="quantile"):
+            ood.threshold_from_quantile(np.arange(10.0), bad)
+    with pytest.raises(ValueError, match="min_probability"):
+        ood.refuse_low_confidence(np.full((2, 10), 0.1), 0.05)

@@ -1,0 +1,51 @@
+"""Tests of bnnbook.predictive: draws of class probabilities by one vmap over weights."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bnnbook import nets, predictive, vi
+
+NET = nets.mlp((8,), 3)
+INPUTS = jax.random.normal(jax.random.key(1), (5, 4))
+PARAMS = NET.init(jax.random.key(0), INPUTS)
+
+
+def test_variational_draws_match_a_loop_over_the_same_weight_draws():
+    q = vi.init_mean_field(PARAMS, init_log_var=-2.0)
+    draws = predictive.variational_probs(NET.apply, q, INPUTS, jax.random.key(2), 6)
+    assert draws.shape == (6, 5, 3)
+    np.testing.assert_allclose(np.asarray(draws).sum(-1), 1.0, atol=1e-6)
+    weights = jax.jit(vi.sample, static_argnums=2)(q, jax.random.key(2), 6)
+    one_draw = jax.jit(lambda w: jax.nn.softmax(NET.apply(w, INPUTS)))
+    for s in range(6):
+        w = jax.tree_util.tree_map(lambda leaf: leaf[s], weights)
+        np.testing.assert_allclose(draws[s], one_draw(w), rtol=1e-5, atol=1e-6)
+    # Different draws differ, the same key repeats them.
+    assert float(jnp.abs(draws[0] - draws[1]).max()) > 1e-4
+    again = predictive.variational_probs(NET.apply, q, INPUTS, jax.random.key(2), 6)
+    np.testing.assert_array_equal(np.asarray(draws), np.asarray(again))
+
+
+def test_a_posterior_with_vanishing_variance_predicts_like_its_mean():
+    q = vi.init_mean_field(PARAMS, init_log_var=-60.0)
+    draws = predictive.variational_probs(NET.apply, q, INPUTS, jax.random.key(3), 4)
+    point = predictive.point_probs(NET.apply, PARAMS, INPUTS)
+    assert point.shape == (1, 5, 3)
+    np.testing.assert_allclose(draws, jnp.broadcast_to(point, draws.shape), rtol=1e-5, atol=1e-7)
+    mean, std = predictive.mean_and_std(draws)
+    np.testing.assert_allclose(std, 0.0, atol=1e-6)
+    np.testing.assert_allclose(mean, point[0], rtol=1e-5, atol=1e-7)
+
+
+def test_bad_input_raises_clear_value_errors():
+    q = vi.init_mean_field(PARAMS)
+    with pytest.raises(ValueError, match="num_draws"):
+        predictive.variational_probs(NET.apply, q, INPUTS, jax.random.key(0), 0)
+    with pytest.raises(ValueError, match="inputs"):
+        predictive.variational_probs(NET.apply, q, INPUTS[:0], jax.random.key(0), 2)
+    with pytest.raises(ValueError, match="same number of draws"):
+        stacked = jax.tree_util.tree_map(lambda leaf: np.zeros((3, *leaf.shape), np.float32), PARAMS)
+        stacked["mlp/~/linear_0"]["b"] = stacked["mlp/~/linear_0"]["b"][:2]
+        predictive.sample_probs(NET.apply, stacked, INPUTS)
