@@ -40,6 +40,7 @@ $(STAMP): $(LOCK) pyproject.toml
 setup: $(STAMP)
 
 book: $(STAMP)
+	$(BIN)/python tools/vendor_mathjax.py
 	$(BIN)/jupyter-book build . --builder html --warningiserror --nitpick --keep-going
 	@echo "open _build/html/index.html"
 
