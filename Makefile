@@ -22,12 +22,14 @@ export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup book test unit nbval execute bench clean help
+.PHONY: setup book check-book test unit nbval execute bench clean help
 
 help:
 	@echo "make book      build the HTML book into _build/html"
 	@echo "make test      unit tests + every chapter in the quick profile (nbval)"
 	@echo "make execute   re-run chapters in place: CHAPTER=chapters/NN.ipynb PROFILE=quick|full"
+	@echo "make check-book  build the book, then check links, offline assets and (with chromium) rendering"
+	@echo "make bench     run every bench/ script on this machine; figures go to results/bench.json"
 	@echo "make setup     only create .venv with the locked dependencies"
 
 $(STAMP): $(LOCK) pyproject.toml
@@ -44,6 +46,15 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . --builder html --warningiserror --nitpick --keep-going
 	@echo "open _build/html/index.html"
 
+# Links, offline assets, and (with Debian's chromium) formulas and figures as a reader sees them.
+check-book: book
+	$(BIN)/python tools/check_book.py _build/html
+
+# Every benchmark script; each prints its figure and merges it into results/bench.json.
+BENCHES := $(sort $(wildcard bench/bench_*.py))
+bench: $(STAMP)
+	@for script in $(BENCHES); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
 # Unit tests and every chapter, in one pytest run (one summary line).
 test: $(STAMP)
 	BNNBOOK_PROFILE=quick BNNBOOK_RESULTS=$(CURDIR)/_build/test-results \
@@ -58,4 +69,4 @@ execute: $(STAMP)
 	BNNBOOK_PROFILE=$(PROFILE) $(BIN)/python tools/run_chapter.py $(CHAPTER)
 
 clean:
-	rm -rf _build
+	rm -rf _build _mathjax
