@@ -1,19 +1,42 @@
 """Execute chapters in place so their stored outputs come from a real run.
 
-Usage: python tools/run_chapter.py chapters/01_why_bnn.ipynb [...] [--timeout 3600]
+Usage: python tools/run_chapter.py chapters/01_why_bnn.ipynb [...] [--timeout 3600] [--time-only]
 
 The profile comes from BNNBOOK_PROFILE as usual. Stream outputs are coalesced
 and carriage returns (progress bars) are collapsed to their final state, so
-the stored notebook shows each bar once.
+the stored notebook shows each bar once. Each run's wall time is merged into
+results/chapter_times.json (per chapter and profile, with the machine);
+``--time-only`` runs and times the chapters without writing them back (and
+sends their results/*.json to a scratch folder), e.g. to time the quick
+profile without touching the stored full-profile outputs.
 """
 
 import argparse
+import datetime
+import json
+import os
 import pathlib
+import platform
 import sys
+import tempfile
 import time
 
 import nbformat
 from nbclient import NotebookClient
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def record_time(path: pathlib.Path, profile: str, seconds: float) -> None:
+    times_path = ROOT / "results" / "chapter_times.json"
+    record = json.loads(times_path.read_text()) if times_path.exists() else {}
+    record.setdefault(path.stem, {})[profile] = {
+        "seconds": round(seconds, 1),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "date": datetime.date.today().isoformat(),
+    }
+    times_path.parent.mkdir(exist_ok=True)
+    times_path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def main(argv=None) -> int:
@@ -21,7 +44,11 @@ def main(argv=None) -> int:
     parser.add_argument("notebooks", nargs="+", type=pathlib.Path)
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
     parser.add_argument("--kernel", default="python3")
+    parser.add_argument("--time-only", action="store_true", help="run and time, do not write the notebook back")
     args = parser.parse_args(argv)
+    profile = os.environ.get("BNNBOOK_PROFILE", "").strip().lower() or "default"
+    if args.time_only:  # keep the committed results/*.json of the stored runs untouched
+        os.environ["BNNBOOK_RESULTS"] = tempfile.mkdtemp(prefix="bnnbook-results-")
     for path in args.notebooks:
         if not path.exists():
             print(f"no such notebook: {path}", file=sys.stderr)
@@ -32,10 +59,14 @@ def main(argv=None) -> int:
                                 resources={"metadata": {"path": str(path.parent)}},
                                 coalesce_streams=True, record_timing=False)
         client.execute()
-        for cell in nb.cells:  # keep the saved notebook free of run-specific ids
-            cell.get("metadata", {}).pop("execution", None)
-        nbformat.write(nb, path)
-        print(f"executed {path} in {time.time() - started:.0f} s")
+        seconds = time.time() - started
+        record_time(path, profile, seconds)
+        if not args.time_only:
+            for cell in nb.cells:  # keep the saved notebook free of run-specific ids
+                cell.get("metadata", {}).pop("execution", None)
+            nbformat.write(nb, path)
+        print(f"executed {path} in {seconds:.0f} s ({profile} profile)"
+              f"{'' if not args.time_only else ', not written back'}")
     return 0
 
 
