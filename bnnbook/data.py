@@ -394,5 +394,27 @@ __all__ = [
     "DATASETS", "DATA_ENV", "DataNotFoundError", "ChecksumError", "data_dir", "fetch", "parse_idx",
     "Split", "ImageData", "load_images", "load_mnist", "load_fashion_mnist", "MNIST_CLASSES",
     "FASHION_CLASSES", "LETTER_FONTS", "render_letters", "letters_dataset", "uniform_noise",
-    "sinusoid", "sinusoid_mean",
+    "sinusoid", "sinusoid_mean", "neal_regression",
 ]
+
+
+def neal_regression(n: int = 100, noise_std: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Neal's 1-D regression task: ``f(x) = 0.3 + 0.4 x + 0.5 sin(2.7 x) + 1.1 / (1 + x^2)``.
+
+    ``x ~ N(0, 1)`` and ``y = f(x) + noise`` with Gaussian noise of standard
+    deviation ``noise_std`` (0.1 in Neal's book, so the best possible test MSE
+    is 0.01). Returns float32 arrays ``x``, ``y`` and the noise-free ``f(x)``,
+    each of shape ``(n, 1)`` and sorted by ``x``. Different seeds give
+    independent sets (e.g. ``seed=0`` for training, ``seed=1`` for testing).
+    Taught in chapter "Hamiltonian Monte Carlo for Bayesian neural networks".
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n={n!r} must be an integer >= 1 (the number of points)")
+    if not np.isfinite(noise_std) or noise_std < 0:
+        raise ValueError(f"noise_std={noise_std!r} must be a finite number >= 0 (0.1 is Neal's setting)")
+    rng = np.random.default_rng(seed)
+    x = np.sort(rng.standard_normal(n))
+    f = 0.3 + 0.4 * x + 0.5 * np.sin(2.7 * x) + 1.1 / (1.0 + x ** 2)
+    y = f + noise_std * rng.standard_normal(n)
+    return (x[:, None].astype(np.float32), y[:, None].astype(np.float32), f[:, None].astype(np.float32))
+
