@@ -1,23 +1,30 @@
-"""Posterior predictive draws of class probabilities (JAX).
+"""Posterior predictive draws by one jitted vmap: network outputs for
+regression, class probabilities for classification (JAX).
 
-Introduced in chapter "The reparameterization trick and Bayes by Backprop";
+Taught in chapter "The reparameterization trick and Bayes by Backprop";
 chapter "Rejecting out-of-distribution inputs" uses it for every method it
 compares.
 
-A Bayesian classifier predicts with the average over weight draws,
-``p(y | x, D) ~ (1/S) sum_s softmax(f_{w_s}(x))``, and the spread of the
-``S`` per-draw probability vectors is the uncertainty. All draws are computed
-by **one** jitted ``jax.vmap`` over the weights, never a Python loop of
-predict calls. Every function returns the draws with shape
-``(num_draws, n, classes)``, so the NumPy scores of :mod:`bnnbook.ood` and
-:mod:`bnnbook.metrics` apply to a variational posterior, to posterior samples
-(e.g. HMC) and to a point estimate (``num_draws = 1``) alike.
+A Bayesian network predicts with the average over weight draws,
+``p(y | x, D) ~ (1/S) sum_s p(y | x, w_s)``, ``w_s ~ q``, and the spread of the
+``S`` per-draw predictions is the (epistemic) uncertainty. All draws are
+computed by **one** jitted ``jax.vmap`` over the weights, never a Python loop
+of predict calls (``bench/bench_predictive.py`` measures the difference).
+
+* Regression: :func:`variational_predictive` returns the mean, the standard
+  deviation and the per-draw outputs (:class:`Predictive`);
+  :func:`variational_outputs` / :func:`sample_outputs` return the raw draws.
+* Classification: :func:`variational_probs`, :func:`sample_probs` and
+  :func:`point_probs` return softmax probabilities of shape
+  ``(num_draws, n, classes)``, so the NumPy scores of :mod:`bnnbook.ood` and
+  :mod:`bnnbook.metrics` apply to a variational posterior, to posterior
+  samples (e.g. HMC) and to a point estimate (``num_draws = 1``) alike.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -52,6 +59,84 @@ def _stacked_draws(apply_fn, weight_draws, inputs):
     return jax.vmap(lambda w: jax.nn.softmax(apply_fn(w, inputs), axis=-1))(weight_draws)
 
 
+class Predictive(NamedTuple):
+    """A Monte Carlo posterior predictive: ``mean`` and ``std`` over the draws
+    (shape ``(n, outputs)``) and the per-draw outputs ``draws``
+    (shape ``(num_draws, n, outputs)``).
+
+    Taught in chapter "The reparameterization trick and Bayes by Backprop".
+    """
+
+    mean: jax.Array
+    std: jax.Array
+    draws: jax.Array
+
+
+@functools.partial(jax.jit, static_argnames=("apply_fn", "num_draws"))
+def _variational_outputs(apply_fn, q, inputs, key, num_draws):
+    weights = vi.sample(q, key, num_draws)
+    return jax.vmap(lambda w: apply_fn(w, inputs))(weights)
+
+
+@functools.partial(jax.jit, static_argnames=("apply_fn",))
+def _stacked_outputs(apply_fn, weight_draws, inputs):
+    return jax.vmap(lambda w: apply_fn(w, inputs))(weight_draws)
+
+
+def variational_outputs(apply_fn: ApplyFn, q: dict, inputs, key: jax.Array, num_draws: int) -> jax.Array:
+    """Network outputs under ``num_draws`` weight draws ``w_s ~ q``: shape ``(num_draws, n, outputs)``.
+
+    ``apply_fn(w, inputs) -> outputs`` (e.g. ``net.apply``); the draws are
+    those of ``vi.sample(q, key, num_draws)``, all computed in one jitted
+    ``jax.vmap`` (compiled once per ``apply_fn`` object and ``num_draws``).
+
+    Taught in chapter "The reparameterization trick and Bayes by Backprop".
+    """
+    return _variational_outputs(apply_fn, q, _check_inputs(inputs), key, _check_num_draws(num_draws))
+
+
+def _check_weight_draws(weight_draws) -> None:
+    leaves = jax.tree_util.tree_leaves(weight_draws)
+    if not leaves or any(jnp.ndim(leaf) < 1 for leaf in leaves):
+        raise ValueError("weight_draws must be a parameter tree whose leaves have a leading draw axis")
+    sizes = {int(jnp.shape(leaf)[0]) for leaf in leaves}
+    if len(sizes) != 1:
+        raise ValueError(f"every leaf of weight_draws needs the same number of draws; got {sorted(sizes)}")
+
+
+def sample_outputs(apply_fn: ApplyFn, weight_draws: Any, inputs) -> jax.Array:
+    """Network outputs under given weight draws (leading draw axis): shape ``(num_draws, n, outputs)``.
+
+    Taught in chapter "The reparameterization trick and Bayes by Backprop".
+    """
+    _check_weight_draws(weight_draws)
+    return _stacked_outputs(apply_fn, weight_draws, _check_inputs(inputs))
+
+
+def summarize(draws) -> Predictive:
+    """:class:`Predictive` (mean, std over axis 0, and the draws) of per-draw outputs.
+
+    Taught in chapter "The reparameterization trick and Bayes by Backprop".
+    """
+    draws = jnp.asarray(draws)
+    if draws.ndim < 2 or 0 in draws.shape:
+        raise ValueError(f"draws must have shape (num_draws, n, ...) with every size >= 1; got {draws.shape}")
+    return Predictive(mean=draws.mean(0), std=draws.std(0), draws=draws)
+
+
+def variational_predictive(apply_fn: ApplyFn, q: dict, inputs, key: jax.Array, num_draws: int) -> Predictive:
+    """The regression predictive of a mean-field ``q``: mean, std and per-draw outputs.
+
+    ``mean`` and ``std`` have shape ``(n, outputs)``, ``draws`` has shape
+    ``(num_draws, n, outputs)``; ``std`` is the epistemic spread of the
+    network's output (add the noise variance for the spread of new ``y``).
+    One jitted ``jax.vmap`` over ``num_draws`` weight draws.
+
+    Taught in chapter "The reparameterization trick and Bayes by Backprop".
+    """
+    return summarize(variational_outputs(apply_fn, q, inputs, key, num_draws))
+
+
 def variational_probs(apply_fn: ApplyFn, q: dict, inputs, key: jax.Array, num_draws: int) -> jax.Array:
     """Class probabilities under ``num_draws`` weight draws ``w_s ~ q``: shape ``(num_draws, n, classes)``.
 
@@ -61,7 +146,7 @@ def variational_probs(apply_fn: ApplyFn, q: dict, inputs, key: jax.Array, num_dr
     gives the same draws every time. Compiled once per ``apply_fn`` and
     ``num_draws``; pass the same ``apply_fn`` object to reuse the compilation.
 
-    Introduced in chapter "The reparameterization trick and Bayes by Backprop";
+    Taught in chapter "The reparameterization trick and Bayes by Backprop";
     used in chapter "Rejecting out-of-distribution inputs".
     """
     return _variational_draws(apply_fn, q, _check_inputs(inputs), key, _check_num_draws(num_draws))
@@ -74,22 +159,17 @@ def sample_probs(apply_fn: ApplyFn, weight_draws: Any, inputs) -> jax.Array:
     axis (as :func:`bnnbook.vi.sample` with ``num_samples`` or a stack of
     posterior samples returns).
 
-    Introduced in chapter "The reparameterization trick and Bayes by Backprop";
+    Taught in chapter "The reparameterization trick and Bayes by Backprop";
     used in chapter "Rejecting out-of-distribution inputs".
     """
-    leaves = jax.tree_util.tree_leaves(weight_draws)
-    if not leaves or any(jnp.ndim(leaf) < 1 for leaf in leaves):
-        raise ValueError("weight_draws must be a parameter tree whose leaves have a leading draw axis")
-    sizes = {int(jnp.shape(leaf)[0]) for leaf in leaves}
-    if len(sizes) != 1:
-        raise ValueError(f"every leaf of weight_draws needs the same number of draws; got {sorted(sizes)}")
+    _check_weight_draws(weight_draws)
     return _stacked_draws(apply_fn, weight_draws, _check_inputs(inputs))
 
 
 def point_probs(apply_fn: ApplyFn, params: Any, inputs) -> jax.Array:
     """Class probabilities of a single weight setting (MLE, MAP), shaped ``(1, n, classes)`` like the draws.
 
-    Introduced in chapter "The reparameterization trick and Bayes by Backprop";
+    Taught in chapter "The reparameterization trick and Bayes by Backprop";
     used in chapter "Rejecting out-of-distribution inputs".
     """
     return sample_probs(apply_fn, jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], params), inputs)
@@ -98,7 +178,7 @@ def point_probs(apply_fn: ApplyFn, params: Any, inputs) -> jax.Array:
 def mean_and_std(prob_draws) -> tuple[jax.Array, jax.Array]:
     """The predictive mean and the per-class standard deviation over draws (axis 0).
 
-    Introduced in chapter "The reparameterization trick and Bayes by Backprop";
+    Taught in chapter "The reparameterization trick and Bayes by Backprop";
     used in chapter "Rejecting out-of-distribution inputs".
     """
     prob_draws = jnp.asarray(prob_draws)
@@ -108,4 +188,5 @@ def mean_and_std(prob_draws) -> tuple[jax.Array, jax.Array]:
     return prob_draws.mean(0), prob_draws.std(0)
 
 
-__all__ = ["variational_probs", "sample_probs", "point_probs", "mean_and_std"]
+__all__ = ["Predictive", "variational_outputs", "sample_outputs", "summarize", "variational_predictive",
+           "variational_probs", "sample_probs", "point_probs", "mean_and_std"]

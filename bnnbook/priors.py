@@ -293,6 +293,52 @@ class ScaleMixture(_Prior):
 
 
 # --------------------------------------------------------------------------
+# A learnable scale mixture: unconstrained coordinates.
+# --------------------------------------------------------------------------
+
+_MIXTURE_KEYS = ("logit_pi", "log_sigma1", "log_sigma2")
+
+
+def unconstrained_scale_mixture(prior: ScaleMixture) -> dict:
+    """The parameters of ``prior`` in unconstrained coordinates, for learning them.
+
+    Returns ``{"logit_pi": log(pi / (1 - pi)), "log_sigma1": log sigma1,
+    "log_sigma2": log sigma2}`` (float32 scalars). Any real values map back
+    through :func:`constrained_scale_mixture` to a valid prior, so gradient
+    steps on this dict can never push ``pi`` out of (0, 1) or a ``sigma`` to
+    zero or below. Put the dict in the pytree the optimiser updates, e.g.
+    ``{"q": q, "prior": unconstrained_scale_mixture(prior)}``.
+
+    Taught in chapter "The reparameterization trick and Bayes by Backprop".
+    """
+    if not isinstance(prior, ScaleMixture):
+        raise ValueError(f"prior={prior!r} must be a bnnbook.priors.ScaleMixture, e.g. "
+                         f"ScaleMixture(pi=0.2, sigma1=1.0, sigma2=0.1)")
+    pi = jnp.asarray(prior.pi, jnp.float32)
+    return {"logit_pi": jnp.log(pi) - jnp.log1p(-pi),
+            "log_sigma1": jnp.log(jnp.asarray(prior.sigma1, jnp.float32)),
+            "log_sigma2": jnp.log(jnp.asarray(prior.sigma2, jnp.float32))}
+
+
+def constrained_scale_mixture(raw: dict) -> ScaleMixture:
+    """The :class:`ScaleMixture` with ``pi = sigmoid(logit_pi)``, ``sigma = exp(log_sigma)``.
+
+    The inverse of :func:`unconstrained_scale_mixture`; differentiable, and
+    usable inside ``jax.jit``/``jax.grad`` (call it inside the loss so the
+    gradient reaches ``raw``).
+
+    Taught in chapter "The reparameterization trick and Bayes by Backprop".
+    """
+    if not isinstance(raw, dict) or set(raw) != set(_MIXTURE_KEYS):
+        keys = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
+        raise ValueError(f"raw={keys!r} must be a dict with exactly the keys {list(_MIXTURE_KEYS)}, as made "
+                         f"by unconstrained_scale_mixture(prior)")
+    # Inside jit/grad the values are tracers and pass the constructor unchecked; concrete values
+    # are checked (|logit_pi| > ~17 rounds pi to 0 or 1 in float32 and is refused there).
+    return ScaleMixture(jax.nn.sigmoid(raw["logit_pi"]), jnp.exp(raw["log_sigma1"]), jnp.exp(raw["log_sigma2"]))
+
+
+# --------------------------------------------------------------------------
 # Prior <-> weight-decay strength.
 # --------------------------------------------------------------------------
 
@@ -404,7 +450,7 @@ def _check_nonnegative(name, value):
 
 __all__ = [
     "gaussian_log_prob", "laplace_log_prob", "scale_mixture_log_prob",
-    "Gaussian", "Laplace", "ScaleMixture",
+    "Gaussian", "Laplace", "ScaleMixture", "unconstrained_scale_mixture", "constrained_scale_mixture",
     "weight_decay_strength", "penalty_kind", "l2_strength", "l1_strength",
     "gaussian_from_l2", "laplace_from_l1", "l2_penalty", "l1_penalty",
 ]

@@ -37,6 +37,10 @@ Pieces:
   scaled for minibatches).
 * :func:`kl_weights`: how the KL is shared among the minibatches of an epoch
   (``1/M`` each, ``1/N`` per example, or the Blundell et al. schedule).
+* :func:`reparameterized_gradient` and :func:`score_function_gradient`:
+  the two Monte Carlo estimators of ``grad E_q[f(w)]``, and
+  :func:`signal_to_noise` / :func:`prune_by_signal_to_noise` (chapter "The
+  reparameterization trick and Bayes by Backprop").
 * Exact references in NumPy float64 for Bayesian linear regression
   (:func:`linear_regression_posterior`, :func:`linear_regression_log_evidence`,
   :func:`linear_regression_elbo`, :func:`linear_regression_mean_field`,
@@ -526,6 +530,99 @@ def free_energy_loss(log_likelihood_fn: Callable[[Any, Any], jax.Array], prior, 
 
 
 # --------------------------------------------------------------------------
+# Gradient estimators of an expectation under q.
+# --------------------------------------------------------------------------
+
+def reparameterized_gradient(f: Callable[[Any], jax.Array], q, key: jax.Array, num_samples: int = 1):
+    """Reparameterisation (pathwise) estimate of the gradient of ``E_q[f(w)]`` w.r.t. ``q``.
+
+    With ``w_s = mean + scale * eps_s``, ``eps_s ~ N(0, I)``, the estimate is
+    ``(1/S) sum_s d f(mean + scale * eps_s) / d q``: the noise is outside the
+    parameters, so the gradient passes through ``f`` itself. Unbiased for any
+    differentiable ``f``; returns a tree like ``q``. ``f`` maps one weight tree
+    to a scalar.
+
+    Taught in chapter "The reparameterization trick and Bayes by Backprop".
+    """
+    num_samples = _check_num_samples(num_samples)
+
+    def objective(q):
+        return jnp.mean(jax.vmap(f)(sample(q, key, num_samples)))
+
+    return jax.grad(objective)(q)
+
+
+def score_function_gradient(f: Callable[[Any], jax.Array], q, key: jax.Array, num_samples: int = 1,
+                            baseline: bool = False):
+    """Score-function (REINFORCE) estimate of the gradient of ``E_q[f(w)]`` w.r.t. ``q``.
+
+    Uses ``grad E_q[f] = E_q[f(w) grad log q(w)]``: the draws ``w_s`` are held
+    fixed and only the density is differentiated, so ``f`` need not be
+    differentiable, but the estimate is much noisier than
+    :func:`reparameterized_gradient` (Williams 1992). With ``baseline=True``
+    each draw uses ``f(w_s) - b_s`` where ``b_s`` is the mean of ``f`` over the
+    *other* draws (leave one out); ``b_s`` does not depend on ``w_s``, so the
+    estimate stays unbiased (needs ``num_samples >= 2``).
+
+    Taught in chapter "The reparameterization trick and Bayes by Backprop".
+    """
+    num_samples = _check_num_samples(num_samples)
+    if baseline and num_samples < 2:
+        raise ValueError(f"baseline=True needs num_samples >= 2 (the baseline of one draw is the mean of the "
+                         f"others); got num_samples={num_samples}")
+    draws = jax.lax.stop_gradient(sample(q, key, num_samples))
+    values = jax.lax.stop_gradient(jax.vmap(f)(draws))
+    if baseline:
+        values = values - (jnp.sum(values) - values) / (num_samples - 1)
+
+    def surrogate(q):
+        return jnp.mean(values * jax.vmap(lambda w: log_prob(q, w))(draws))
+
+    return jax.grad(surrogate)(q)
+
+
+# --------------------------------------------------------------------------
+# Pruning by signal-to-noise ratio.
+# --------------------------------------------------------------------------
+
+def signal_to_noise(q):
+    """The tree of signal-to-noise ratios ``|mean| / scale`` of every weight of ``q``.
+
+    Taught in chapter "The reparameterization trick and Bayes by Backprop".
+    """
+    return jax.tree_util.tree_map(lambda m, s: jnp.abs(m) / s, q["mean"], stddev(q))
+
+
+def prune_by_signal_to_noise(q, fraction: float):
+    """The posterior means with the ``fraction`` of weights of lowest signal-to-noise ratio set to 0.
+
+    One threshold over all weights of the tree (biases included), as in
+    Blundell et al. (2015), section 5.1: a weight whose mean is small compared
+    with its posterior standard deviation can be removed at little cost.
+    Exactly ``round(fraction * num_weights)`` weights are removed (ties are
+    broken by position). Returns ``(pruned_means, kept_mask)``, two trees like
+    ``q["mean"]``.
+
+    Taught in chapter "The reparameterization trick and Bayes by Backprop".
+    """
+    fraction_value = float(fraction)
+    if not 0.0 <= fraction_value < 1.0:
+        raise ValueError(f"fraction={fraction!r} must be in [0, 1) (the share of weights removed), "
+                         f"e.g. fraction=0.95")
+    _check_q(q)
+    snr = signal_to_noise(q)
+    leaves, treedef = jax.tree_util.tree_flatten(snr)
+    flat = jnp.concatenate([jnp.ravel(leaf) for leaf in leaves])
+    num_removed = int(round(fraction_value * flat.size))
+    keep = jnp.ones(flat.size, bool).at[jnp.argsort(flat)[:num_removed]].set(False)
+    sizes = np.cumsum([leaf.size for leaf in leaves])[:-1]
+    masks = [part.reshape(leaf.shape) for part, leaf in zip(jnp.split(keep, sizes), leaves)]
+    kept = jax.tree_util.tree_unflatten(treedef, masks)
+    pruned = jax.tree_util.tree_map(lambda m, k: jnp.where(k, m, jnp.zeros_like(m)), q["mean"], kept)
+    return pruned, kept
+
+
+# --------------------------------------------------------------------------
 # Sharing the KL among minibatches.
 # --------------------------------------------------------------------------
 
@@ -691,6 +788,7 @@ __all__ = [
     "init_mean_field", "inverse_softplus", "parameterization", "stddev", "sample", "log_prob",
     "gaussian_kl", "closed_form_kl", "monte_carlo_kl", "quadrature_kl", "kl_divergence",
     "free_energy", "free_energy_loss", "kl_weights", "KL_SCHEMES",
+    "reparameterized_gradient", "score_function_gradient", "signal_to_noise", "prune_by_signal_to_noise",
     "linear_regression_posterior", "linear_regression_log_evidence", "linear_regression_elbo",
     "linear_regression_mean_field", "gaussian_kl_full",
 ]

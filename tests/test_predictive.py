@@ -49,3 +49,31 @@ def test_bad_input_raises_clear_value_errors():
         stacked = jax.tree_util.tree_map(lambda leaf: np.zeros((3, *leaf.shape), np.float32), PARAMS)
         stacked["mlp/~/linear_0"]["b"] = stacked["mlp/~/linear_0"]["b"][:2]
         predictive.sample_probs(NET.apply, stacked, INPUTS)
+
+
+REGRESSOR = nets.mlp((8,), 2)
+REG_PARAMS = REGRESSOR.init(jax.random.key(4), INPUTS)
+
+
+def test_regression_predictive_shapes_dtypes_and_moments():
+    q = vi.init_mean_field(REG_PARAMS, init_scale=0.3)
+    result = predictive.variational_predictive(REGRESSOR.apply, q, INPUTS, jax.random.key(5), 7)
+    assert isinstance(result, predictive.Predictive)
+    assert result.draws.shape == (7, 5, 2) and result.mean.shape == (5, 2) and result.std.shape == (5, 2)
+    assert result.draws.dtype == result.mean.dtype == result.std.dtype == jnp.float32
+    np.testing.assert_allclose(result.mean, np.asarray(result.draws).mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.std, np.asarray(result.draws).std(0), rtol=1e-4, atol=1e-6)
+    assert np.all(np.asarray(result.std) > 0)
+    # the same draws as applying the network to vi.sample's weights one at a time
+    weights = vi.sample(q, jax.random.key(5), 7)
+    stacked = predictive.sample_outputs(REGRESSOR.apply, weights, INPUTS)
+    np.testing.assert_allclose(stacked, result.draws, rtol=1e-5, atol=1e-6)
+    first = jax.tree_util.tree_map(lambda leaf: leaf[0], weights)
+    np.testing.assert_allclose(result.draws[0], REGRESSOR.apply(first, INPUTS), rtol=1e-5, atol=1e-5)
+    # softmax of the raw output draws are the class-probability draws
+    probs = predictive.variational_probs(REGRESSOR.apply, q, INPUTS, jax.random.key(5), 7)
+    np.testing.assert_allclose(probs, jax.nn.softmax(result.draws, axis=-1), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="draws"):
+        predictive.summarize(np.zeros((0, 3)))
+    with pytest.raises(ValueError, match="num_draws"):
+        predictive.variational_predictive(REGRESSOR.apply, q, INPUTS, jax.random.key(0), 0)

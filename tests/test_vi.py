@@ -339,3 +339,76 @@ def test_kl_weights_sum_to_one_and_follow_blundell():
 def test_bad_input_names_the_argument(make, name):
     with pytest.raises(ValueError, match=name):
         make()
+
+
+# ------------------------------------------------ gradient estimators, pruning
+
+def _flat_draws(tree):
+    """(draws, num_weights) from a tree whose leaves have a leading draw axis."""
+    leaves = jax.tree_util.tree_leaves(tree)
+    return np.concatenate([np.asarray(leaf, np.float64).reshape(leaf.shape[0], -1) for leaf in leaves], axis=1)
+
+
+def _quadratic_problem():
+    """f(w) = sum(a w^2 + b w): E_q[f] = sum(a (m^2 + s^2) + b m) in closed form."""
+    q = _random_q(3)
+    rng = np.random.default_rng(4)
+    a = jax.tree_util.tree_map(lambda m: jnp.asarray(rng.uniform(0.5, 2.0, m.shape), jnp.float32), q["mean"])
+    b = jax.tree_util.tree_map(lambda m: jnp.asarray(rng.normal(size=m.shape), jnp.float32), q["mean"])
+
+    def f(w):
+        return sum(jnp.sum(ai * wi ** 2 + bi * wi) for ai, wi, bi in
+                   zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(w), jax.tree_util.tree_leaves(b)))
+
+    def exact_expectation(q):
+        m, s = q["mean"], vi.stddev(q)
+        return sum(jnp.sum(ai * (mi ** 2 + si ** 2) + bi * mi) for ai, mi, si, bi in
+                   zip(*(jax.tree_util.tree_leaves(t) for t in (a, m, s, b))))
+
+    return q, f, _flat(jax.grad(exact_expectation)(q))
+
+
+@pytest.mark.parametrize("estimator", ["reparameterized", "score", "score_baseline"])
+def test_gradient_estimators_are_unbiased_for_a_gaussian_expectation(estimator):
+    q, f, exact = _quadratic_problem()
+    num_samples = 1 if estimator == "reparameterized" else 4
+    one = {"reparameterized": lambda k: vi.reparameterized_gradient(f, q, k, num_samples),
+           "score": lambda k: vi.score_function_gradient(f, q, k, num_samples),
+           "score_baseline": lambda k: vi.score_function_gradient(f, q, k, num_samples, baseline=True)}[estimator]
+    repeats = 4000
+    flat = _flat_draws(jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(5), repeats)))
+    standard_error = flat.std(0) / math.sqrt(repeats)
+    assert np.all(np.abs(flat.mean(0) - exact) < 4.5 * standard_error + 1e-5)
+
+
+def test_reparameterized_gradient_is_exact_for_linear_f_and_less_noisy_than_score():
+    q, f, _ = _quadratic_problem()
+    linear = lambda w: sum(jnp.sum(3.0 * leaf) for leaf in jax.tree_util.tree_leaves(w))  # noqa: E731
+    keys = jax.random.split(jax.random.key(6), 200)
+    grads = jax.jit(jax.vmap(lambda k: vi.reparameterized_gradient(linear, q, k, 1)))(keys)
+    # d/dmean of 3 sum(mean + scale * eps) is 3 for every draw: the estimate has zero variance
+    np.testing.assert_allclose(_flat_draws(grads["mean"]), 3.0, rtol=1e-6)
+    path = jax.jit(jax.vmap(lambda k: vi.reparameterized_gradient(f, q, k, 2)))(keys)
+    for baseline in (False, True):
+        score = jax.jit(jax.vmap(lambda k: vi.score_function_gradient(f, q, k, 2, baseline=baseline)))(keys)
+        assert _flat_draws(path).var(0).sum() < _flat_draws(score).var(0).sum()
+
+
+def test_pruning_removes_the_lowest_signal_to_noise_weights():
+    q = _random_q(7)
+    snr = _flat(vi.signal_to_noise(q))
+    np.testing.assert_allclose(snr, np.abs(_flat(q["mean"])) / _flat(vi.stddev(q)), rtol=1e-6)
+    same, kept_all = vi.prune_by_signal_to_noise(q, 0.0)
+    np.testing.assert_array_equal(_flat(same), _flat(q["mean"]))
+    assert _flat(kept_all).all()
+    for fraction in (0.25, 0.5, 0.9):
+        pruned, kept = vi.prune_by_signal_to_noise(q, fraction)
+        kept, pruned = _flat(kept).astype(bool), _flat(pruned)
+        assert (~kept).sum() == round(fraction * snr.size)
+        assert snr[kept].min() >= snr[~kept].max()
+        np.testing.assert_array_equal(pruned[~kept], 0.0)
+        np.testing.assert_array_equal(pruned[kept], _flat(q["mean"])[kept])
+    with pytest.raises(ValueError, match="fraction=1.0"):
+        vi.prune_by_signal_to_noise(q, 1.0)
+    with pytest.raises(ValueError, match="num_samples"):
+        vi.score_function_gradient(lambda w: 0.0, q, jax.random.key(0), 1, baseline=True)
