@@ -141,9 +141,9 @@ def threshold_from_quantile(in_distribution_scores, quantile: float = 0.99) -> f
     """The ``quantile`` of scores of in-distribution inputs, to reject above.
 
     With ``quantile = 0.99`` about 1% of the inputs the threshold was fitted
-    on score above it (exactly ``ceil``/``floor`` of 1% when scores are
+    on score above it (within ``1/n`` of 1% when the ``n`` scores are
     distinct; ties at the threshold stay accepted). Inputs of a new kind
-    whose scores are larger are then rejected.
+    whose scores are larger are then rejected by :func:`reject`.
 
     Taught in chapter "Rejecting out-of-distribution inputs".
     """

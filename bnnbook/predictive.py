@@ -28,6 +28,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from bnnbook import vi
 
@@ -35,10 +36,10 @@ ApplyFn = Callable[[Any, jax.Array], jax.Array]
 
 
 def _check_num_draws(num_draws) -> int:
-    if isinstance(num_draws, bool) or not isinstance(num_draws, int) or num_draws < 1:
+    if isinstance(num_draws, bool) or not isinstance(num_draws, (int, np.integer)) or num_draws < 1:
         raise ValueError(f"num_draws={num_draws!r} must be an integer >= 1 (the number of weight draws w ~ q); "
                          f"e.g. num_draws=50")
-    return num_draws
+    return int(num_draws)
 
 
 def _check_inputs(inputs) -> jax.Array:
