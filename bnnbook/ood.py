@@ -109,7 +109,7 @@ def predicted_class_std(prob_draws) -> np.ndarray:
 def uncertainty_scores(prob_draws) -> dict[str, np.ndarray]:
     """All four scores of the chapter, each ``(n,)`` and oriented *higher = more uncertain*.
 
-    Keys (see :data:`SCORE_NAMES`): ``"1 - max probability"`` (one minus the
+    Keys (in the order of ``SCORE_NAMES``): ``"1 - max probability"`` (one minus the
     confidence of the mean prediction), ``"predictive entropy"``,
     ``"mutual information"`` and ``"std of predicted probability"``.
 
