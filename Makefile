@@ -9,6 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements/lock.txt
 CHAPTERS := $(sort $(wildcard chapters/*.ipynb))
+APPENDIX := $(sort $(wildcard appendix/*.ipynb))
 PROFILE ?= full
 
 # Offline copies of the data sets sit beside the checkout in this project's
@@ -58,7 +59,7 @@ bench: $(STAMP)
 # Unit tests and every chapter, in one pytest run (one summary line).
 test: $(STAMP)
 	BNNBOOK_PROFILE=quick BNNBOOK_RESULTS=$(CURDIR)/_build/test-results \
-	$(BIN)/python -m pytest tests $(CHAPTERS) --nbval-lax --nbval-current-env \
+	$(BIN)/python -m pytest tests $(CHAPTERS) $(APPENDIX) --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=1800 -p no:cacheprovider -q --durations=15
 
 unit: $(STAMP)

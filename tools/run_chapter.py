@@ -60,7 +60,8 @@ def main(argv=None) -> int:
                                 coalesce_streams=True, record_timing=False)
         client.execute()
         seconds = time.time() - started
-        record_time(path, profile, seconds)
+        if path.resolve().parent.name == "chapters":  # the appendix is not a chapter to time
+            record_time(path, profile, seconds)
         if not args.time_only:
             for cell in nb.cells:  # keep the saved notebook free of run-specific ids
                 cell.get("metadata", {}).pop("execution", None)

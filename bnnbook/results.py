@@ -1,0 +1,139 @@
+"""Headline results of every chapter next to the published figures they are
+measured against (NumPy-free, framework-free).
+
+Taught in the appendix "Results and reproducibility"; chapters write their
+numbers with :meth:`bnnbook.runtime.Run.save_results` into
+``results/<chapter>.json``, and :func:`collect` reads them back.
+
+:data:`ANCHORS` maps ``(chapter, metric)`` to the published figure the metric
+is measured against: the value, its source, and whether higher or lower is
+better. A metric without an anchor is reported as it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import pathlib
+from typing import Iterable
+
+from bnnbook import runtime
+
+
+@dataclasses.dataclass(frozen=True)
+class Anchor:
+    """A published figure: ``value`` from ``source``; ``better`` is ``"higher"`` or ``"lower"``."""
+
+    value: float
+    source: str
+    better: str
+    label: str = ""
+
+
+_PAPER_BBB = "Blundell et al. 2015, Table 1 (2 x 1200, scale mixture)"
+_TARGET = "this book's target"
+
+# (chapter, metric) -> the published figure (or the book's target) it is measured against.
+ANCHORS: dict[tuple[str, str], Anchor] = {
+    ("free_energy", "blr_exact_posterior_elbo_error"): Anchor(1e-3, _TARGET, "lower", "ELBO = log evidence at the exact posterior"),
+    ("free_energy", "blr_random_q_above_evidence"): Anchor(0, "ELBO <= log p(D) (theory)", "lower"),
+    ("bayes_by_backprop", "mnist_test_error.scale mixture"): Anchor(0.0132, _PAPER_BBB, "lower"),
+    ("bayes_by_backprop", "sinusoid_epistemic_ratio_far_vs_inside"): Anchor(5.0, _TARGET, "higher"),
+    ("flipout", "lenet_test_accuracy"): Anchor(0.985, "published mean-field LeNet-5 baseline", "higher"),
+    ("flipout", "lenet_test_ece"): Anchor(0.010, _TARGET, "lower"),
+    ("hmc", "regression_test_mse"): Anchor(0.0105, _TARGET + " (noise floor 0.01)", "lower"),
+    ("hmc", "mnist_hmc_test_accuracy"): Anchor(0.980, _TARGET + " (full profile, GPU)", "higher"),
+    ("hmc", "mnist_max_rhat_probs"): Anchor(1.05, _TARGET, "lower"),
+    ("ood", "vi_test_accuracy"): Anchor(0.979, "JAX mean-field VI reference post (64-64 MLP)", "higher"),
+    ("ood", "best_auroc_noise"): Anchor(0.99, _TARGET, "higher"),
+    ("ood", "best_auroc_letters"): Anchor(0.95, _TARGET, "higher"),
+    ("ood", "best_auroc_fashion_mnist"): Anchor(0.95, _TARGET, "higher"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One metric of one chapter's stored run."""
+
+    chapter: str
+    metric: str
+    value: float | str
+    profile: str
+    device: str
+    versions: str
+    date: str
+    anchor: Anchor | None
+
+    @property
+    def verdict(self) -> str:
+        """``"meets"`` when the figure is at least as good as the anchor, ``"below"`` when not, else ``""``."""
+        if self.anchor is None or not isinstance(self.value, (int, float)) or not math.isfinite(self.value):
+            return ""
+        if self.anchor.better == "higher":
+            return "meets" if self.value >= self.anchor.value else "below"
+        return "meets" if self.value <= self.anchor.value else "below"
+
+
+def _flatten(metrics: dict, prefix: str = "") -> Iterable[tuple[str, float | str]]:
+    for name, value in metrics.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", value
+
+
+def collect(directory: str | os.PathLike | None = None, prefer: str = "full") -> list[Row]:
+    """Every metric of every ``results/<chapter>.json``, one :class:`Row` each.
+
+    For each chapter the ``prefer`` profile's entry is used when it exists,
+    otherwise the other one. Files that are not chapter results
+    (``bench.json``, ``chapter_times.json``) are skipped.
+    """
+    if prefer not in runtime.PROFILES:
+        raise ValueError(f"prefer={prefer!r}; use one of {runtime.PROFILES}")
+    folder = runtime.results_dir(directory)
+    rows: list[Row] = []
+    for path in sorted(folder.glob("*.json")):
+        if path.stem in ("bench", "chapter_times"):
+            continue
+        record = json.loads(path.read_text())
+        profiles = [p for p in (prefer, *runtime.PROFILES) if p in record]
+        if not profiles:
+            continue
+        entry = record[profiles[0]]
+        versions = entry.get("versions", {})
+        shown = ", ".join(f"{k} {versions[k]}" for k in ("jax", "tensorflow") if k in versions)
+        device = f"{entry.get('backend', '?')} ({', '.join(entry.get('devices', []))})"
+        for metric, value in _flatten(entry["metrics"]):
+            rows.append(Row(chapter=path.stem, metric=metric, value=value, profile=entry.get("profile", "?"),
+                            device=device, versions=shown, date=entry.get("date", "?"),
+                            anchor=ANCHORS.get((path.stem, metric))))
+    return rows
+
+
+def _format(value) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.4g}"
+
+
+def markdown_table(rows: list[Row], anchored_only: bool = False) -> str:
+    """A Markdown table of ``rows``: metric, our figure, the published anchor, profile, device, versions, date."""
+    header = ("| chapter | metric | ours | published | source | verdict | profile | device | versions | date |\n"
+              "|---|---|---|---|---|---|---|---|---|---|\n")
+    lines = []
+    for row in rows:
+        if anchored_only and row.anchor is None:
+            continue
+        anchor = row.anchor
+        lines.append(f"| {row.chapter} | {row.metric} | {_format(row.value)} | "
+                     f"{_format(anchor.value) if anchor else ''} | {anchor.source if anchor else ''} | "
+                     f"{row.verdict} | {row.profile} | {row.device} | {row.versions} | {row.date} |")
+    return header + "\n".join(lines) + "\n"
+
+
+__all__ = ["Anchor", "ANCHORS", "Row", "collect", "markdown_table"]

@@ -1,0 +1,41 @@
+"""bnnbook.results: reading chapters' results back and judging them against anchors."""
+
+import json
+
+import pytest
+
+from bnnbook import results, runtime
+
+
+def _write(tmp_path, chapter, profile, metrics):
+    run = runtime.Run(chapter=chapter, profile=profile, framework="jax", backend="cpu",
+                      devices=("cpu:0",), versions={"jax": "0.x"})
+    runtime.save_results(run, metrics, tmp_path)
+
+
+def test_collect_prefers_the_full_profile_and_flattens(tmp_path, monkeypatch):
+    _write(tmp_path, "demo", "quick", {"acc": 0.5})
+    _write(tmp_path, "demo", "full", {"acc": 0.9, "per_class": {"a": 0.1}})
+    _write(tmp_path, "other", "quick", {"mse": 0.02})
+    (tmp_path / "bench.json").write_text(json.dumps({"x": {"ratio": 3}}))
+    monkeypatch.setitem(results.ANCHORS, ("demo", "acc"), results.Anchor(0.95, "paper", "higher"))
+    monkeypatch.setitem(results.ANCHORS, ("other", "mse"), results.Anchor(0.05, "paper", "lower"))
+    rows = {(r.chapter, r.metric): r for r in results.collect(tmp_path)}
+    assert set(rows) == {("demo", "acc"), ("demo", "per_class.a"), ("other", "mse")}
+    assert rows["demo", "acc"].value == 0.9 and rows["demo", "acc"].profile == "full"
+    assert rows["other", "mse"].profile == "quick"  # falls back when there is no full run
+    assert rows["demo", "acc"].verdict == "below"   # 0.9 < 0.95, higher is better
+    assert rows["other", "mse"].verdict == "meets"  # 0.02 <= 0.05, lower is better
+    assert rows["demo", "per_class.a"].verdict == ""
+    table = results.markdown_table(list(rows.values()), anchored_only=True)
+    assert table.count("\n") == 2 + 2 and "| demo | acc | 0.9 | 0.95 | paper | below |" in table
+
+
+def test_every_anchor_names_a_direction():
+    for key, anchor in results.ANCHORS.items():
+        assert anchor.better in ("higher", "lower"), key
+
+
+def test_collect_rejects_unknown_profile(tmp_path):
+    with pytest.raises(ValueError, match="prefer='best'"):
+        results.collect(tmp_path, prefer="best")
