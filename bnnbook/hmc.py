@@ -62,9 +62,13 @@ def _tree_where(condition, on_true, on_false):
 
 
 def _normal_like(key, tree):
+    # One draw for the whole tree, cut into leaves: one random-number kernel per
+    # iteration instead of a key split plus one kernel per parameter array.
     leaves, treedef = jax.tree_util.tree_flatten(tree)
-    keys = jax.random.split(key, len(leaves))
-    noise = [jax.random.normal(k, jnp.shape(leaf), jnp.result_type(leaf)) for k, leaf in zip(keys, leaves)]
+    sizes = [int(np.size(leaf)) for leaf in leaves]
+    flat = jax.random.normal(key, (sum(sizes),), jnp.result_type(*leaves))
+    pieces = jnp.split(flat, np.cumsum(sizes)[:-1]) if len(leaves) > 1 else [flat]
+    noise = [piece.reshape(jnp.shape(leaf)).astype(jnp.result_type(leaf)) for piece, leaf in zip(pieces, leaves)]
     return jax.tree_util.tree_unflatten(treedef, noise)
 
 
