@@ -201,8 +201,10 @@ def predictive_draws(model: keras.Model, inputs, num_draws: int = 500, batch_dra
     The draws run ``batch_draws`` at a time inside one compiled
     ``tf.function`` (a ``tf.map_fn`` over draws; every iteration calls the
     model, so every variational layer samples fresh weights), so 500 draws cost
-    a handful of graph calls rather than 500 eager ones. Returns an array of
-    shape ``(num_draws, n, outputs)``.
+    a handful of graph calls rather than 500 eager ones. The iterations run in
+    order, so with ``keras.utils.set_random_seed`` and
+    ``tf.config.experimental.enable_op_determinism()`` the draws repeat exactly.
+    Returns an array of shape ``(num_draws, n, outputs)``.
 
     Taught in chapter "The reparameterization trick and Bayes by Backprop".
     """
@@ -214,8 +216,10 @@ def predictive_draws(model: keras.Model, inputs, num_draws: int = 500, batch_dra
 
     @tf.function
     def draws_chunk(count):
+        # One iteration at a time: with parallel iterations the stateful random ops of
+        # different layers interleave across draws, so the same seed gave different draws.
         return tf.map_fn(lambda _: model(inputs, training=False), tf.range(count),
-                         fn_output_signature=tf.float32, parallel_iterations=32)
+                         fn_output_signature=tf.float32, parallel_iterations=1)
 
     chunks, remaining = [], int(num_draws)
     while remaining > 0:
