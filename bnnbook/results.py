@@ -35,7 +35,7 @@ class Anchor:
 _PAPER_BBB = "Blundell et al. 2015, Table 1 (2 x 1200, scale mixture)"
 _TARGET = "this book's target"
 
-# (chapter, metric) -> the published figure (or the book's target) it is measured against.
+#: ``(chapter, metric)`` -> the :class:`Anchor` (published figure, or the book's target) it is measured against.
 ANCHORS: dict[tuple[str, str], Anchor] = {
     ("free_energy", "blr_exact_posterior_elbo_error"): Anchor(1e-3, _TARGET, "lower", "ELBO = log evidence at the exact posterior"),
     ("free_energy", "blr_random_q_above_evidence"): Anchor(0, "ELBO <= log p(D) (theory)", "lower"),
