@@ -122,9 +122,12 @@ def _format(value) -> str:
 
 
 def markdown_table(rows: list[Row], anchored_only: bool = False) -> str:
-    """A Markdown table of ``rows``: metric, our figure, the published anchor, profile, device, versions, date."""
-    header = ("| chapter | metric | ours | published | source | verdict | profile | device | versions | date |\n"
-              "|---|---|---|---|---|---|---|---|---|---|\n")
+    """A Markdown table of ``rows``: chapter, metric, our figure, the anchor, its source, verdict, profile.
+
+    Where each chapter's numbers were made (device, versions, date) is in :func:`runs_table`.
+    """
+    header = ("| chapter | metric | ours | anchor | source | verdict | profile |\n"
+              "|---|---|---|---|---|---|---|\n")
     lines = []
     for row in rows:
         if anchored_only and row.anchor is None:
@@ -132,8 +135,18 @@ def markdown_table(rows: list[Row], anchored_only: bool = False) -> str:
         anchor = row.anchor
         lines.append(f"| {row.chapter} | {row.metric} | {_format(row.value)} | "
                      f"{_format(anchor.value) if anchor else ''} | {anchor.source if anchor else ''} | "
-                     f"{row.verdict} | {row.profile} | {row.device} | {row.versions} | {row.date} |")
+                     f"{row.verdict} | {row.profile} |")
     return header + "\n".join(lines) + "\n"
 
 
-__all__ = ["Anchor", "ANCHORS", "Row", "collect", "markdown_table"]
+def runs_table(rows: list[Row]) -> str:
+    """A Markdown table with one line per chapter: profile, device, versions and date of its stored run."""
+    header = "| chapter | profile | device | versions | date |\n|---|---|---|---|---|\n"
+    seen: dict[str, Row] = {}
+    for row in rows:
+        seen.setdefault(row.chapter, row)
+    lines = [f"| {r.chapter} | {r.profile} | {r.device} | {r.versions} | {r.date} |" for r in seen.values()]
+    return header + "\n".join(lines) + "\n"
+
+
+__all__ = ["Anchor", "ANCHORS", "Row", "collect", "markdown_table", "runs_table"]

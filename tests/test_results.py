@@ -28,7 +28,9 @@ def test_collect_prefers_the_full_profile_and_flattens(tmp_path, monkeypatch):
     assert rows["other", "mse"].verdict == "meets"  # 0.02 <= 0.05, lower is better
     assert rows["demo", "per_class.a"].verdict == ""
     table = results.markdown_table(list(rows.values()), anchored_only=True)
-    assert table.count("\n") == 2 + 2 and "| demo | acc | 0.9 | 0.95 | paper | below |" in table
+    assert table.count("\n") == 2 + 2 and "| demo | acc | 0.9 | 0.95 | paper | below | full |" in table
+    runs = results.runs_table(list(rows.values()))
+    assert runs.count("\n") == 2 + 2 and "| other | quick | cpu (cpu:0) | jax 0.x |" in runs
 
 
 def test_every_anchor_names_a_direction():
