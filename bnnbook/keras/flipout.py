@@ -208,7 +208,8 @@ def predictive_draws(model: keras.Model, inputs, num_draws: int = 50, batch_size
         def one(_):
             out = model(x, training=False)
             return tf.nn.softmax(out) if softmax else out
-        return tf.map_fn(one, tf.range(num_draws), fn_output_signature=tf.float32, parallel_iterations=4)
+        # one iteration at a time: parallel iterations would interleave the layers' seeded random ops
+        return tf.map_fn(one, tf.range(num_draws), fn_output_signature=tf.float32, parallel_iterations=1)
 
     chunks = [draws(tf.constant(inputs[i: i + batch_size])).numpy() for i in range(0, len(inputs), batch_size)]
     return np.concatenate(chunks, axis=1)
