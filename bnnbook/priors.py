@@ -56,7 +56,7 @@ def _check_positive(name: str, value: Any, fix: str = "") -> None:
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} is not a number; pass a positive float") from None
+        raise ValueError(f"{name}={value!r} is not a number; {fix or 'pass a positive float'}") from None
     if array.size == 0 or not np.all(np.isfinite(array)) or np.any(array <= 0):
         raise ValueError(f"{name} must be a finite number > 0, got {_describe(value)}. "
                          f"{fix or 'Pass a positive value.'}")

@@ -67,20 +67,9 @@ _LOG_2PI = math.log(2.0 * math.pi)
 # Validation. Values are checked only when concrete (tracers pass unchecked).
 # --------------------------------------------------------------------------
 
-def _is_concrete(value: Any) -> bool:
-    return not isinstance(value, jax.core.Tracer)
-
-
-def _check_positive(name: str, value: Any, fix: str) -> None:
-    if not _is_concrete(value):
-        return
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} is not a number; {fix}") from None
-    if array.size == 0 or not np.all(np.isfinite(array)) or np.any(array <= 0):
-        shown = repr(array.item()) if array.size == 1 else f"an array with min {array.min()!r}"
-        raise ValueError(f"{name} must be finite and > 0, got {shown}; {fix}")
+# The same checks as the priors use (one definition, one wording of the errors).
+_is_concrete = priors._is_concrete
+_check_positive = priors._check_positive
 
 
 def _check_beta(beta: Any) -> None:
