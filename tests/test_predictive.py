@@ -77,3 +77,17 @@ def test_regression_predictive_shapes_dtypes_and_moments():
         predictive.summarize(np.zeros((0, 3)))
     with pytest.raises(ValueError, match="num_draws"):
         predictive.variational_predictive(REGRESSOR.apply, q, INPUTS, jax.random.key(0), 0)
+
+
+def test_blocked_map_over_draws_equals_one_vmap(monkeypatch):
+    """A small budget forces the cache-sized blocks (7 draws in blocks of 3, with a remainder)."""
+    q = vi.init_mean_field(PARAMS, init_log_var=-2.0)
+    apply = lambda w, x: NET.apply(w, x)  # a fresh apply_fn object: a fresh compilation with the patched budget
+    whole = predictive.variational_probs(apply, q, INPUTS, jax.random.key(6), 7)
+    monkeypatch.setitem(predictive._VALUES_PER_STEP, jax.default_backend(), 3 * INPUTS.shape[0])
+    apply_blocked = lambda w, x: NET.apply(w, x)
+    blocked = predictive.variational_probs(apply_blocked, q, INPUTS, jax.random.key(6), 7)
+    np.testing.assert_allclose(blocked, whole, rtol=1e-5, atol=1e-7)
+    weights = vi.sample(q, jax.random.key(6), 7)
+    np.testing.assert_allclose(predictive.sample_outputs(apply_blocked, weights, INPUTS),
+                               jax.vmap(lambda w: NET.apply(w, INPUTS))(weights), rtol=1e-5, atol=1e-6)
