@@ -24,13 +24,17 @@ all of them.
   the predicted class (the score of the JAX mean-field recipe);
 * :func:`uncertainty_scores` all of the above plus ``1 - max probability``;
 * :func:`threshold_from_quantile`, :func:`reject` and
-  :func:`refuse_low_confidence`: the two reject rules of the chapter.
+  :func:`refuse_low_confidence`: the two reject rules of the chapter;
+* :func:`method_summary`: one row of the chapter's table across methods
+  (accuracy, NLL, ECE, and the best score's AUROC against each probe), which
+  the Flipout and HMC chapters also record for their own models.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from bnnbook import metrics
 from bnnbook.metrics import _check_probs
 
 SCORE_NAMES = ("1 - max probability", "predictive entropy", "mutual information", "std of predicted probability")
@@ -189,7 +193,47 @@ def refuse_low_confidence(probs, min_probability: float = 0.2) -> np.ndarray:
     return mean.max(-1) <= min_probability
 
 
+def method_summary(test_draws, test_labels, probe_draws: dict, scores: tuple[str, ...] | None = None) -> dict:
+    """One method's row of the table across methods: accuracy, NLL, ECE, and per probe the best score.
+
+    ``test_draws`` are probability draws ``(num_draws, n, classes)`` on the
+    in-distribution test inputs with labels ``test_labels``; ``probe_draws``
+    maps a probe's name (e.g. ``"letters"``) to its draws. For each probe the
+    score of :data:`SCORE_NAMES` with the highest AUROC (probe = positive) is
+    kept with its AUROC and FPR at 95% TPR. A single draw (a point estimate)
+    has mutual information and spread 0 everywhere, so only the first two
+    scores compete unless ``scores`` says otherwise. Returns a dict of numbers
+    and strings, ready for ``run.save_results``::
+
+        {"accuracy": ..., "nll": ..., "ece": ..., "num_draws": S, "num_test": n,
+         "letters": {"auroc": ..., "score": "mutual information", "fpr95": ...}, ...}
+
+    Taught in chapter "Rejecting out-of-distribution inputs"; the chapters
+    "Flipout" and "Hamiltonian Monte Carlo" record their models' rows with it.
+    """
+    test = _as_draws(test_draws, "test_draws")
+    if not probe_draws:
+        raise ValueError("probe_draws is empty; pass e.g. {'letters': draws, 'uniform noise': draws}")
+    candidates = tuple(scores) if scores is not None else (SCORE_NAMES if test.shape[0] > 1 else SCORE_NAMES[:2])
+    unknown = [name for name in candidates if name not in SCORE_NAMES]
+    if unknown or not candidates:
+        raise ValueError(f"scores={scores!r}: pick from {SCORE_NAMES}")
+    mean = test.mean(0)
+    row: dict = {"accuracy": metrics.accuracy(mean, test_labels), "nll": metrics.nll(mean, test_labels),
+                 "ece": metrics.expected_calibration_error(mean, test_labels),
+                 "num_draws": int(test.shape[0]), "num_test": int(test.shape[1])}
+    test_scores = uncertainty_scores(test)
+    for probe, draws in probe_draws.items():
+        probe_scores = uncertainty_scores(_as_draws(draws, f"probe_draws[{probe!r}]"))
+        aurocs = {name: metrics.auroc(test_scores[name], probe_scores[name]) for name in candidates}
+        best = max(candidates, key=aurocs.get)
+        row[probe] = {"auroc": aurocs[best], "score": best,
+                      "fpr95": metrics.fpr_at_tpr(test_scores[best], probe_scores[best])}
+    return row
+
+
 __all__ = [
     "SCORE_NAMES", "predictive_mean", "predictive_entropy", "expected_entropy", "mutual_information",
     "predicted_class_std", "uncertainty_scores", "threshold_from_quantile", "reject", "refuse_low_confidence",
+    "method_summary",
 ]

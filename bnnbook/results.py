@@ -40,7 +40,9 @@ ANCHORS: dict[tuple[str, str], Anchor] = {
     ("free_energy", "blr_exact_posterior_elbo_error"): Anchor(1e-3, _TARGET, "lower", "ELBO = log evidence at the exact posterior"),
     ("free_energy", "blr_random_q_above_evidence"): Anchor(0, "ELBO <= log p(D) (theory)", "lower"),
     ("bayes_by_backprop", "mnist_test_error.scale mixture"): Anchor(0.0132, _PAPER_BBB, "lower"),
-    ("bayes_by_backprop", "sinusoid_epistemic_ratio_far_vs_inside"): Anchor(5.0, _TARGET, "higher"),
+    ("bayes_by_backprop", "sinusoid_epistemic_ratio_far_vs_inside"): Anchor(5.0, _TARGET, "higher", "1 draw per step"),
+    ("bayes_by_backprop", "sinusoid_epistemic_ratio_far_vs_inside_many_draws"): Anchor(
+        5.0, _TARGET, "higher", "100 draws per step"),
     ("flipout", "lenet_test_accuracy"): Anchor(0.985, "published mean-field LeNet-5 baseline", "higher"),
     ("flipout", "lenet_test_ece"): Anchor(0.010, _TARGET, "lower"),
     ("hmc", "regression_test_mse"): Anchor(0.0105, _TARGET + " (noise floor 0.01)", "lower"),
@@ -82,6 +84,27 @@ def _flatten(metrics: dict, prefix: str = "") -> Iterable[tuple[str, float | str
             yield from _flatten(value, f"{prefix}{name}.")
         else:
             yield f"{prefix}{name}", value
+
+
+def chapter_entry(chapter: str, directory: str | os.PathLike | None = None, prefer: str = "full") -> dict | None:
+    """The stored run of one chapter: ``{"metrics": ..., "profile": ..., "backend": ..., ...}``, or ``None``.
+
+    Reads ``<results>/<chapter>.json`` (see :func:`bnnbook.runtime.results_dir`)
+    and returns the ``prefer`` profile's entry when there is one, otherwise the
+    other profile's; ``None`` when the chapter has not been run yet. Chapter
+    "Rejecting out-of-distribution inputs" uses it to add the models of the
+    Flipout and HMC chapters to its table.
+    """
+    if prefer not in runtime.PROFILES:
+        raise ValueError(f"prefer={prefer!r}; use one of {runtime.PROFILES}")
+    path = runtime.results_dir(directory) / f"{chapter}.json"
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    for profile in (prefer, *runtime.PROFILES):
+        if profile in record:
+            return record[profile]
+    return None
 
 
 def collect(directory: str | os.PathLike | None = None, prefer: str = "full") -> list[Row]:
@@ -149,4 +172,4 @@ def runs_table(rows: list[Row]) -> str:
     return header + "\n".join(lines) + "\n"
 
 
-__all__ = ["Anchor", "ANCHORS", "Row", "collect", "markdown_table", "runs_table"]
+__all__ = ["Anchor", "ANCHORS", "Row", "chapter_entry", "collect", "markdown_table", "runs_table"]

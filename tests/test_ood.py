@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bnnbook import ood
+from bnnbook import metrics, ood
 
 
 def random_draws(num_draws=7, n=200, classes=10, concentration=0.5, seed=0):
@@ -82,3 +82,50 @@ def test_bad_input_raises_clear_value_errors():
             ood.threshold_from_quantile(np.arange(10.0), bad)
     with pytest.raises(ValueError, match="min_probability"):
         ood.refuse_low_confidence(np.full((2, 10), 0.1), 0.05)
+
+
+def _agreeing_and_disagreeing_draws(rng, num_draws=8, n=200, classes=10):
+    """Digits: every draw puts 0.91 on the true class. Probe: each draw is confident about a random class."""
+    labels = rng.integers(0, classes, n)
+    test = np.full((num_draws, n, classes), 0.01)
+    test[:, np.arange(n), labels] = 0.91
+    probe = np.full((num_draws, n, classes), 0.01)
+    picks = rng.integers(0, classes, (num_draws, n))
+    np.put_along_axis(probe, picks[..., None], 0.91, axis=-1)
+    return test, labels, probe
+
+
+def test_method_summary_picks_the_score_that_separates_and_reports_it():
+    rng = np.random.default_rng(0)
+    test, labels, probe = _agreeing_and_disagreeing_draws(rng)
+    row = ood.method_summary(test, labels, {"disagreeing probe": probe})
+    assert row["accuracy"] == 1.0 and row["num_draws"] == 8 and row["num_test"] == 200
+    assert row["nll"] == pytest.approx(-np.log(0.91))
+    # The draws disagree on the probe and agree on the digits: a perfect separation, no false positives.
+    assert row["disagreeing probe"]["auroc"] == pytest.approx(1.0)
+    assert row["disagreeing probe"]["fpr95"] == pytest.approx(0.0)
+    # The winning score is one whose AUROC equals the reported one.
+    best = row["disagreeing probe"]["score"]
+    scores_test, scores_probe = ood.uncertainty_scores(test), ood.uncertainty_scores(probe)
+    assert metrics.auroc(scores_test[best], scores_probe[best]) == pytest.approx(row["disagreeing probe"]["auroc"])
+
+
+def test_method_summary_of_a_point_estimate_uses_only_the_non_constant_scores():
+    rng = np.random.default_rng(1)
+    test, labels, probe = _agreeing_and_disagreeing_draws(rng)
+    row = ood.method_summary(test[:1], labels, {"probe": probe[:1]})
+    assert row["num_draws"] == 1
+    assert row["probe"]["score"] in ood.SCORE_NAMES[:2]
+    # A single draw of the probe is as confident as a digit: no score separates them.
+    assert row["probe"]["auroc"] == pytest.approx(0.5)
+
+
+def test_method_summary_rejects_bad_input():
+    rng = np.random.default_rng(2)
+    test, labels, probe = _agreeing_and_disagreeing_draws(rng)
+    with pytest.raises(ValueError, match="probe_draws is empty"):
+        ood.method_summary(test, labels, {})
+    with pytest.raises(ValueError, match="scores="):
+        ood.method_summary(test, labels, {"probe": probe}, scores=("confidence",))
+    with pytest.raises(ValueError, match="sum"):
+        ood.method_summary(test, labels, {"probe": probe * 2})

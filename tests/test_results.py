@@ -41,3 +41,15 @@ def test_every_anchor_names_a_direction():
 def test_collect_rejects_unknown_profile(tmp_path):
     with pytest.raises(ValueError, match="prefer='best'"):
         results.collect(tmp_path, prefer="best")
+
+
+def test_chapter_entry_prefers_the_asked_profile_and_is_none_when_missing(tmp_path):
+    assert results.chapter_entry("demo", tmp_path) is None
+    _write(tmp_path, "demo", "quick", {"row": {"accuracy": 0.5, "letters": {"auroc": 0.8, "score": "MI"}}})
+    entry = results.chapter_entry("demo", tmp_path)  # no full run: the quick one
+    assert entry["profile"] == "quick" and entry["metrics"]["row"]["letters"]["score"] == "MI"
+    _write(tmp_path, "demo", "full", {"row": {"accuracy": 0.9}})
+    assert results.chapter_entry("demo", tmp_path)["metrics"]["row"]["accuracy"] == 0.9
+    assert results.chapter_entry("demo", tmp_path, prefer="quick")["metrics"]["row"]["accuracy"] == 0.5
+    with pytest.raises(ValueError, match="prefer='best'"):
+        results.chapter_entry("demo", tmp_path, prefer="best")
