@@ -56,3 +56,35 @@ def test_stored_outputs_are_a_clean_run_that_prints_the_profile(path):
 
 def test_colab_launch_is_configured():
     assert "colab.research.google.com" in (ROOT / "_config.yml").read_text()
+
+
+def _markdown(path) -> list[str]:
+    return ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown"]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_every_chapter_has_the_same_shape(path):
+    """What and why, math, code, results (a printed table and a figure), a summary, then 2-4 exercises."""
+    cells = json.loads(path.read_text())["cells"]
+    markdown = _markdown(path)
+    # What and why: a title and an introduction before the first code cell.
+    assert cells[0]["cell_type"] == "markdown" and markdown[0].startswith("# "), "the first cell is the title"
+    assert len(re.sub(r"\s+", " ", markdown[0])) > 400, "the title cell says what the chapter does and why"
+    # Math: at least one displayed equation.
+    assert sum(text.count("$$") for text in markdown) >= 2, "no displayed equation"
+    # Code, results table and figures, from the stored run.
+    outputs = [o for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs), "no figure in the stored outputs"
+    printed = ["".join(o.get("text", "")) for o in outputs] + [
+        "".join(o.get("data", {}).get("text/markdown", "")) for o in outputs]
+    assert any(len([line for line in text.splitlines() if line.strip()]) >= 3 for text in printed), \
+        "no printed table (three or more lines of output in one cell)"
+    # Summary, then exercises, in this order, at the end of the chapter.
+    headings = [line for text in markdown for line in text.splitlines() if line.startswith("## ")]
+    assert headings[-2:] == ["## Summary", "## Exercises"], f"the last two sections are {headings[-2:]}"
+    exercises = markdown[[i for i, text in enumerate(markdown) if text.startswith("## Exercises")][-1]]
+    numbered = re.findall(r"^\d+\. ", exercises, flags=re.MULTILINE)
+    assert 2 <= len(numbered) <= 4, f"{len(numbered)} exercises; the book's shape asks for 2-4"
+    after_exercises = cells[[i for i, c in enumerate(cells) if "".join(c["source"]).startswith("## Exercises")][-1] + 1:]
+    assert all(c["cell_type"] == "code" and "save_results" in "".join(c["source"]) for c in after_exercises), \
+        "only the results-recording cell may follow the exercises"
