@@ -5,7 +5,8 @@ Usage: .venv/bin/python bench/bench_predictive.py
 The model is the sinusoid regressor of chapter "The reparameterization trick
 and Bayes by Backprop" (1-20-20-1 ReLU MLP under a mean-field ``q``). Both
 sides compute the same 500 draws: :func:`bnnbook.predictive.variational_outputs`
-(one compiled ``jax.vmap`` over the draws) against two Python loops of 500
+(one compiled ``jax.vmap`` over the draws, mapped in blocks of draws
+sized to stay in the CPU cache) against two Python loops of 500
 predict calls: one that calls a *jitted* single-draw function (the best a
 loop can do: one dispatch per draw) and one that runs the same code eagerly,
 op by op (what a loop over ``sample`` and ``apply`` does without ``jax.jit``).
