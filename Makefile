@@ -9,6 +9,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements/lock.txt
 CHAPTERS := $(sort $(wildcard chapters/*.ipynb))
+# Chapters that use JAX only (04 and 05 also train TensorFlow models).
+JAX_CHAPTERS := $(filter-out chapters/04_% chapters/05_%,$(CHAPTERS))
 APPENDIX := $(sort $(wildcard appendix/*.ipynb))
 PROFILE ?= full
 
@@ -23,7 +25,7 @@ export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup book check-book time-chapters test unit nbval execute bench clean help
+.PHONY: setup book check-book time-chapters test unit nbval execute bench bench-gpu clean help
 
 help:
 	@echo "make book      build the HTML book into _build/html"
@@ -31,6 +33,7 @@ help:
 	@echo "make execute   re-run chapters in place: CHAPTER=chapters/NN.ipynb PROFILE=quick|full"
 	@echo "make check-book  build the book, then check links, offline assets and (with chromium) rendering"
 	@echo "make bench     run every bench/ script on this machine; figures go to results/bench.json"
+	@echo "make bench-gpu on a GPU machine: HMC gradient TFLOP/s and full-profile times of the JAX chapters"
 	@echo "make setup     only create .venv with the locked dependencies"
 
 $(STAMP): $(LOCK) pyproject.toml
@@ -73,6 +76,11 @@ execute: $(STAMP)
 # (results/chapter_times.json; the goal is <= 15 minutes in all on a 2-core CPU).
 time-chapters: $(STAMP)
 	BNNBOOK_PROFILE=quick $(BIN)/python tools/run_chapter.py --time-only $(CHAPTERS)
+
+# The GPU figures of the benchmarks page: run on a machine whose JAX sees a GPU.
+bench-gpu: $(STAMP)
+	$(BIN)/python bench/bench_hmc_throughput.py
+	BNNBOOK_PROFILE=full $(BIN)/python tools/run_chapter.py --time-only $(JAX_CHAPTERS)
 
 clean:
 	rm -rf _build _mathjax

@@ -17,6 +17,7 @@ import json
 import os
 import pathlib
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,12 +28,29 @@ from nbclient import NotebookClient
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+def gpu_name() -> str:
+    """The first NVIDIA GPU's name, or "" (asks nvidia-smi, so neither JAX nor TF is loaded here)."""
+    try:
+        names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                               text=True, timeout=30, check=True).stdout.split("\n")
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return names[0].strip()
+
+
 def record_time(path: pathlib.Path, profile: str, seconds: float) -> None:
+    """Merge one run's wall time into results/chapter_times.json.
+
+    The key is the profile, plus the GPU's name on a GPU machine, so CPU and GPU
+    timings of the same profile are kept side by side.
+    """
     times_path = ROOT / "results" / "chapter_times.json"
     record = json.loads(times_path.read_text()) if times_path.exists() else {}
-    record.setdefault(path.stem, {})[profile] = {
+    gpu = gpu_name()
+    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores" + (f", {gpu}" if gpu else "")
+    record.setdefault(path.stem, {})[f"{profile}, {gpu}" if gpu else profile] = {
         "seconds": round(seconds, 1),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "machine": machine,
         "date": datetime.date.today().isoformat(),
     }
     times_path.parent.mkdir(exist_ok=True)
