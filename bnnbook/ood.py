@@ -199,7 +199,7 @@ def method_summary(test_draws, test_labels, probe_draws: dict, scores: tuple[str
     ``test_draws`` are probability draws ``(num_draws, n, classes)`` on the
     in-distribution test inputs with labels ``test_labels``; ``probe_draws``
     maps a probe's name (e.g. ``"letters"``) to its draws. For each probe the
-    score of :data:`SCORE_NAMES` with the highest AUROC (probe = positive) is
+    score of ``SCORE_NAMES`` with the highest AUROC (probe = positive) is
     kept with its AUROC and FPR at 95% TPR. A single draw (a point estimate)
     has mutual information and spread 0 everywhere, so only the first two
     scores compete unless ``scores`` says otherwise. Returns a dict of numbers
