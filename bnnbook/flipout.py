@@ -35,7 +35,7 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
-from bnnbook import layers
+from bnnbook import layers, predictive
 
 ESTIMATORS = ("shared", "flipout")
 
@@ -279,9 +279,8 @@ def gradient_variance(loss_fn: Callable, params: Any, data: Any, key: jax.Array,
 
 @functools.partial(jax.jit, static_argnames=("apply_fn", "num_draws", "chunk"))
 def _predictive(apply_fn, params, inputs, key, num_draws, chunk):
-    keys = jax.random.split(key, num_draws).reshape(num_draws // chunk, chunk)
-    draws = jax.lax.map(lambda ks: jax.vmap(lambda k: apply_fn(params, k, inputs))(ks), keys)
-    return draws.reshape(num_draws, *draws.shape[2:])
+    keys = jax.random.split(key, num_draws)  # one key, hence one weight draw, per network
+    return predictive._map_draws(lambda k: apply_fn(params, k, inputs), keys, inputs.shape[0], block=chunk)
 
 
 def predictive_draws(net: hk.Transformed, params: Any, inputs, key: jax.Array, num_draws: int,

@@ -9,7 +9,8 @@ A Bayesian network predicts with the average over weight draws,
 ``p(y | x, D) ~ (1/S) sum_s p(y | x, w_s)``, ``w_s ~ q``, and the spread of the
 ``S`` per-draw predictions is the (epistemic) uncertainty. All draws are
 computed by **one** jitted ``jax.vmap`` over the weights (mapped in
-cache-sized blocks of draws), never a Python loop of predict calls (``bench/bench_predictive.py`` measures the difference).
+cache-sized blocks of draws), never a Python loop of predict calls
+(``bench/bench_predictive.py`` measures the difference).
 
 * Regression: :func:`variational_predictive` returns the mean, the standard
   deviation and the per-draw outputs (:class:`Predictive`);
@@ -62,13 +63,20 @@ def _values_per_step() -> int:
     return _VALUES_PER_STEP.get(jax.default_backend(), 2**22)
 
 
-def _map_draws(per_draw, weights, num_inputs: int):
-    """``jax.vmap(per_draw)(weights)`` computed in blocks of draws (a ``lax.map`` over vmapped blocks)."""
-    num_draws = jax.tree_util.tree_leaves(weights)[0].shape[0]
-    block = max(1, min(num_draws, _values_per_step() // max(num_inputs, 1)))
+def _map_draws(per_draw, draws, num_inputs: int, block: int | None = None):
+    """``jax.vmap(per_draw)(draws)`` computed in blocks of ``block`` draws (a ``lax.map`` over vmapped blocks).
+
+    ``draws`` is a tree whose leaves share a leading draw axis (weight draws, or
+    one PRNG key per draw); ``block=None`` sizes the blocks from the cache budget
+    above. Also used by :func:`bnnbook.flipout.predictive_draws`.
+    """
+    num_draws = jax.tree_util.tree_leaves(draws)[0].shape[0]
+    if block is None:
+        block = _values_per_step() // max(num_inputs, 1)
+    block = max(1, min(num_draws, block))
     if block >= num_draws:
-        return jax.vmap(per_draw)(weights)
-    return jax.lax.map(per_draw, weights, batch_size=block)
+        return jax.vmap(per_draw)(draws)
+    return jax.lax.map(per_draw, draws, batch_size=block)
 
 
 @functools.partial(jax.jit, static_argnames=("apply_fn", "num_draws"))

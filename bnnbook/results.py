@@ -121,11 +121,9 @@ def collect(directory: str | os.PathLike | None = None, prefer: str = "full") ->
     for path in sorted(folder.glob("*.json")):
         if path.stem in ("bench", "chapter_times"):
             continue
-        record = json.loads(path.read_text())
-        profiles = [p for p in (prefer, *runtime.PROFILES) if p in record]
-        if not profiles:
+        entry = chapter_entry(path.stem, folder, prefer)
+        if entry is None:
             continue
-        entry = record[profiles[0]]
         versions = entry.get("versions", {})
         shown = ", ".join(f"{k} {versions[k]}" for k in ("jax", "tensorflow") if k in versions)
         device = f"{entry.get('backend', '?')} ({', '.join(entry.get('devices', []))})"
