@@ -367,6 +367,42 @@ def uniform_noise(n: int, seed: int = 0, shape: tuple[int, ...] = (28, 28)) -> n
     return np.random.default_rng(seed).uniform(0.0, 1.0, size=(n, *shape)).astype(np.float32)
 
 
+PROBE_NAMES = ("letters", "uniform noise", "Fashion-MNIST")
+
+
+@dataclasses.dataclass(frozen=True)
+class Probes:
+    """The book's three kinds of foreign input, keyed by ``PROBE_NAMES``
+    (``images``), and the letter shown in each letter image (``letter_names``)."""
+
+    images: dict[str, np.ndarray]
+    letter_names: list[str]
+
+
+def ood_probes(*, flatten: bool = False, num_noise: int = 2000, num_fashion: int | None = None,
+               directory: str | os.PathLike | None = None) -> Probes:
+    """The inputs every classifier of the book is tested on and should not take for digits.
+
+    * ``"letters"``: the 1,872 rendered capitals of :func:`letters_dataset`;
+    * ``"uniform noise"``: ``num_noise`` images of :func:`uniform_noise` (seed 0);
+    * ``"Fashion-MNIST"``: the Fashion-MNIST test images, the first
+      ``num_fashion`` of them if given (all 10,000 otherwise).
+
+    Images are float32 in [0, 1], shape ``(n, 28, 28)``, or ``(n, 784)`` with
+    ``flatten=True``. The same call gives the same arrays in every chapter.
+
+    Taught in chapter "Why Bayesian neural networks"; used in chapters "Flipout",
+    "Hamiltonian Monte Carlo for Bayesian neural networks" and "Rejecting
+    out-of-distribution inputs".
+    """
+    letters, letter_names = letters_dataset()
+    fashion = load_fashion_mnist(flatten=flatten, test_size=num_fashion, directory=directory).test.images
+    images = {"letters": letters, "uniform noise": uniform_noise(num_noise, seed=0), "Fashion-MNIST": fashion}
+    if flatten:
+        images = {name: x.reshape(len(x), -1) for name, x in images.items()}
+    return Probes(images=images, letter_names=letter_names)
+
+
 def sinusoid(n: int = 32, noise_std: float = 1.0, seed: int = 0, low: float = -0.5,
              high: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """The book's toy regression set: ``y = 10 sin(2 pi x) + noise``.

@@ -244,3 +244,22 @@ def test_sinusoid_matches_its_definition():
     assert abs(residual.std() - 1.0) < 0.03
     with pytest.raises(ValueError, match="noise_std"):
         data.sinusoid(noise_std=-1)
+
+
+@pytest.mark.skipif(not HAVE_MNIST, reason="needs BNNBOOK_DATA with the Fashion-MNIST files")
+def test_ood_probes_are_the_book_sets_in_both_layouts():
+    probes = data.ood_probes(num_fashion=300)
+    assert tuple(probes.images) == data.PROBE_NAMES
+    letters, names = data.letters_dataset()
+    np.testing.assert_array_equal(probes.images["letters"], letters)
+    assert probes.letter_names == names and len(names) == len(letters) == 1872
+    np.testing.assert_array_equal(probes.images["uniform noise"], data.uniform_noise(2000, seed=0))
+    fashion = data.load_fashion_mnist(test_size=300).test.images
+    np.testing.assert_array_equal(probes.images["Fashion-MNIST"], fashion)
+    for images in probes.images.values():
+        assert images.dtype == np.float32 and images.shape[1:] == (28, 28)
+        assert 0.0 <= images.min() and images.max() <= 1.0
+    flat = data.ood_probes(flatten=True, num_noise=10, num_fashion=20)
+    assert {name: x.shape for name, x in flat.images.items()} == {
+        "letters": (1872, 784), "uniform noise": (10, 784), "Fashion-MNIST": (20, 784)}
+    np.testing.assert_array_equal(flat.images["Fashion-MNIST"], fashion[:20].reshape(20, 784))
