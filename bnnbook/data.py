@@ -553,6 +553,7 @@ __all__ = [
     "DATASETS", "DATA_ENV", "DataNotFoundError", "ChecksumError", "data_dir", "fetch", "parse_idx",
     "Split", "ImageData", "load_images", "load_mnist", "load_fashion_mnist", "MNIST_CLASSES",
     "FASHION_CLASSES", "LETTER_FONTS", "render_letters", "letters_dataset", "uniform_noise",
+    "PROBE_NAMES", "Probes", "ood_probes",
     "sinusoid", "sinusoid_mean", "neal_regression",
     "SILHOUETTE_SIZE", "SILHOUETTE_KINDS", "silhouettes",
 ]
