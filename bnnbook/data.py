@@ -395,6 +395,12 @@ def ood_probes(*, flatten: bool = False, num_noise: int = 2000, num_fashion: int
     "Hamiltonian Monte Carlo for Bayesian neural networks" and "Rejecting
     out-of-distribution inputs".
     """
+    if isinstance(num_noise, bool) or not isinstance(num_noise, (int, np.integer)) or num_noise < 1:
+        raise ValueError(f"num_noise={num_noise!r} must be an integer >= 1 (how many noise images); e.g. 2000")
+    if num_fashion is not None and (isinstance(num_fashion, bool) or not isinstance(num_fashion, (int, np.integer))
+                                    or not 1 <= num_fashion <= 10000):
+        raise ValueError(f"num_fashion={num_fashion!r} must be None (all 10,000 Fashion-MNIST test images) "
+                         f"or an integer in [1, 10000]")
     letters, letter_names = letters_dataset()
     fashion = load_fashion_mnist(flatten=flatten, test_size=num_fashion, directory=directory).test.images
     images = {"letters": letters, "uniform noise": uniform_noise(num_noise, seed=0), "Fashion-MNIST": fashion}

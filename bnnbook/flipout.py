@@ -11,10 +11,9 @@ example ``n`` its own random sign vectors ``r_n`` (inputs) and ``s_n``
 (outputs), entries +1 or -1 with probability 1/2, and uses the perturbation
 ``Delta * (r_n s_n^T)`` (``Delta`` is ``d_in x d_out``). Because ``Delta`` is
 symmetric around zero and independent of the signs, each example's
-perturbation has exactly the
-distribution of ``Delta``: the estimator is unbiased. Examples now see
-perturbations that are uncorrelated with each other, and the layer still
-costs only two matrix products:
+perturbation has exactly the distribution of ``Delta``: the estimator is
+unbiased. Examples now see perturbations that are uncorrelated with each
+other, and the layer still costs only two matrix products:
 
     y_n = x_n M + ((x_n * r_n) Delta) * s_n.
 

@@ -263,3 +263,13 @@ def test_ood_probes_are_the_book_sets_in_both_layouts():
     assert {name: x.shape for name, x in flat.images.items()} == {
         "letters": (1872, 784), "uniform noise": (10, 784), "Fashion-MNIST": (20, 784)}
     np.testing.assert_array_equal(flat.images["Fashion-MNIST"], fashion[:20].reshape(20, 784))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"num_noise": 0}, "num_noise=0"), ({"num_noise": 2.5}, "num_noise=2.5"),
+    ({"num_fashion": 0}, "num_fashion=0"), ({"num_fashion": 10001}, "num_fashion=10001"),
+    ({"num_fashion": True}, "num_fashion=True"),
+])
+def test_ood_probes_rejects_bad_sizes_before_any_work(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        data.ood_probes(**kwargs)
