@@ -10,25 +10,32 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "bnnbook"
 MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py")
 
 
-def _exports_and_public_definitions(path: pathlib.Path):
-    tree = ast.parse(path.read_text())  # parsed, not imported: the keras modules need no TensorFlow here
-    exports = None
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
-            exports = set(ast.literal_eval(node.value))
-    public = {node.name for node in tree.body
-              if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_")}
-    return exports, public
+def _module_names(path: pathlib.Path):
+    """``(__all__ or None, public functions and classes, every top-level name)`` of a module.
+
+    Parsed, not imported: the keras modules need no TensorFlow here.
+    """
+    exports, public, defined = None, set(), set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+            if not node.name.startswith("_"):
+                public.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            defined.update(alias.asname or alias.name for alias in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = {t.id for t in targets if isinstance(t, ast.Name)}
+            defined.update(names)
+            if "__all__" in names:
+                exports = set(ast.literal_eval(node.value))
+    return exports, public, defined
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_every_public_function_and_class_is_exported(path):
-    exports, public = _exports_and_public_definitions(path)
+    exports, public, defined = _module_names(path)
     if exports is None:
         pytest.skip("module has no __all__ (autodoc documents every public member)")
     assert not public - exports, f"{path.name}: add {sorted(public - exports)} to __all__ (or make them private)"
-    defined_or_imported = public | {alias.asname or alias.name for node in ast.parse(path.read_text()).body
-                                    if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
-    assigned = {t.id for node in ast.parse(path.read_text()).body if isinstance(node, (ast.Assign, ast.AnnAssign))
-                for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
-    assert exports <= defined_or_imported | assigned, f"{path.name}: __all__ names {sorted(exports - defined_or_imported - assigned)}, which it does not define"
+    assert exports <= defined, f"{path.name}: __all__ names {sorted(exports - defined)}, which it does not define"
