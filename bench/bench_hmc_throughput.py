@@ -68,7 +68,7 @@ def main(argv=None) -> dict:
     seconds = float(np.median(times))
     device = jax.devices()[0]
     record = {"tflops_per_second": flops / seconds / 1e12, "gradient_ms": seconds * 1e3, "flops_per_gradient": flops,
-              "train_size": int(images.shape[0]), "parameters": int(sum(x.size for x in jax.tree_util.tree_leaves(params))),
+              "train_size": int(images.shape[0]), "parameters": nets.count_params(params),
               "device": f"{device.platform}:{getattr(device, 'device_kind', '')}", "jax": jax.__version__,
               "date": datetime.date.today().isoformat()}
     print(f"784-100-10 sigmoid MLP, potential and gradient over {record['train_size']:,} images on "
