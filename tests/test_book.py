@@ -49,6 +49,9 @@ def test_stored_outputs_are_a_clean_run_that_prints_the_profile(path):
     assert None not in counts, f"{path.name}: some code cells were never run"
     assert counts == sorted(counts), f"{path.name}: cells were run out of order"
     assert not [o for c in cells for o in c["outputs"] if o["output_type"] == "error"]
+    # The book renders stored stderr too; library notices (e.g. TensorFlow's C++ start-up) belong off the page.
+    stderr = "".join("".join(o["text"]) for c in cells for o in c["outputs"] if o.get("name") == "stderr")
+    assert not stderr, f"{path.name}: stored stderr output: {stderr[:200]!r}"
     first_output = json.dumps(cells[0]["outputs"])
     assert re.search(r"profile: (quick|full)", first_output) and "devices:" in first_output
     assert "save_results(" in "".join(cells[-1]["source"])
