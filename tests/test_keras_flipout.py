@@ -23,6 +23,22 @@ def test_lenet_shapes_and_kernel_weight_count(lenet):
     assert all(np.all(stds > 0) and means.shape == stds.shape for _, means, stds in stats)
 
 
+def _starting_biases(model):
+    return [w.numpy() for w in model.weights if "bias" in w.name]
+
+
+def test_every_initial_value_follows_the_seed(lenet):
+    biases = _starting_biases(lenet)
+    assert len(biases) == 5
+    # each layer draws its own starting biases (TFP's default initialiser would repeat one draw in every layer)
+    assert not any(np.allclose(a[:6], b[:6]) for i, a in enumerate(biases) for b in biases[i + 1:])
+    same_seed, other_seed = keras_flipout.bayesian_lenet5(1000, seed=0), keras_flipout.bayesian_lenet5(1000, seed=1)
+    assert all(np.array_equal(a, b) for a, b in zip(biases, _starting_biases(same_seed)))
+    assert not any(np.allclose(a, b) for a, b in zip(biases, _starting_biases(other_seed)))
+    same_kernels = keras_flipout.posterior_stats(same_seed)
+    assert all(np.array_equal(m0, m1) for (_, m0, _), (_, m1, _) in zip(keras_flipout.posterior_stats(lenet), same_kernels))
+
+
 def test_kl_in_losses_is_the_closed_form_kl_over_num_train(lenet):
     lenet(np.zeros((1, 28, 28, 1), np.float32))
     want = sum(float(tf.reduce_sum(tfp.distributions.kl_divergence(layer.kernel_posterior, layer.kernel_prior)))

@@ -52,14 +52,22 @@ def _flipout_layers(num_train: int, init_untransformed_scale: float):
             untransformed_scale_initializer=keras.initializers.RandomNormal(init_untransformed_scale, 0.1,
                                                                             seed=layer_seed + 1))
 
+    def bias(layer_seed):
+        # A point estimate, started as TFP's default (N(0, 0.1)) but with its own seeded initialiser per layer:
+        # TFP's default shares one unseeded initialiser, which gives every layer the same starting biases.
+        return tfp.layers.default_mean_field_normal_fn(
+            is_singular=True, loc_initializer=keras.initializers.RandomNormal(0.0, 0.1, seed=layer_seed + 2))
+
     def conv(filters, kernel, layer_seed, padding="SAME"):
         return tfp.layers.Convolution2DFlipout(filters, kernel, padding=padding, activation="relu",
                                                kernel_posterior_fn=posterior(layer_seed),
-                                               kernel_divergence_fn=kl_per_example, seed=layer_seed)
+                                               kernel_divergence_fn=kl_per_example,
+                                               bias_posterior_fn=bias(layer_seed), seed=layer_seed)
 
     def dense(units, layer_seed, activation=None):
         return tfp.layers.DenseFlipout(units, activation=activation, kernel_posterior_fn=posterior(layer_seed),
-                                       kernel_divergence_fn=kl_per_example, seed=layer_seed)
+                                       kernel_divergence_fn=kl_per_example, bias_posterior_fn=bias(layer_seed),
+                                       seed=layer_seed)
 
     return conv, dense
 
