@@ -78,14 +78,10 @@ def _jax_devices() -> tuple[str, list[str], bool]:
 
 
 def _tf_devices() -> tuple[str, list[str], bool]:
-    import tensorflow as tf
+    from bnnbook.keras import import_tensorflow
 
+    tf = import_tensorflow()  # quietly, with GPUs taking memory as needed
     gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:  # take GPU memory as needed, not all of it up front
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:
-            pass  # already initialised; harmless
     tpus = tf.config.list_physical_devices("TPU")
     devices = gpus + tpus or tf.config.list_physical_devices("CPU")
     backend = "gpu" if gpus else ("tpu" if tpus else "cpu")

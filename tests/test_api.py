@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "bnnbook"
-MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py")
+MODULES = sorted(PACKAGE.rglob("*.py"))
 
 
 def _module_names(path: pathlib.Path):
