@@ -22,7 +22,8 @@ parameters under the same module names as :class:`bnnbook.layers.SharedDense`
 and :class:`bnnbook.layers.SharedConv2D`, so any network built by
 :func:`bayesian_mlp` or :func:`bayesian_cnn` has one parameter tree for both
 estimators. :func:`gradient_variance` measures the variance of the stochastic
-gradient, :func:`free_energy_loss` is the training loss (KL divided by the
+gradient (:func:`independent_draws` gives the ceiling, a weight draw per
+example), :func:`free_energy_loss` is the training loss (KL divided by the
 training-set size), and :func:`predictive_draws` the Monte Carlo predictive.
 """
 
@@ -221,6 +222,34 @@ def free_energy_loss(net: hk.Transformed, num_examples: int, likelihood: str = "
         return nll + kl, {"nll": nll, "kl_per_example": kl}
 
     return loss_fn
+
+
+def independent_draws(loss_fn: Callable) -> Callable:
+    """``loss_fn`` with an independent weight draw for every example of the minibatch.
+
+    The returned ``loss(params, batch, key)`` splits ``key`` into one key per
+    example, evaluates ``loss_fn`` on each example as a minibatch of one
+    (``jax.vmap``) and averages the losses and metrics. Build ``loss_fn`` on a
+    ``"shared"`` network: each example then gets its own draw of the weights,
+    so the weight noise of different examples is independent and, for a fixed
+    minibatch, the gradient variance is exactly ``v / B`` (``v``: the average
+    variance of one example's gradient). No estimator that keeps each
+    example's perturbation distribution can do better, which makes it the
+    ceiling to measure Flipout against; it costs a weight matrix per example.
+
+    Taught in chapter "Flipout".
+    """
+    if not callable(loss_fn):
+        raise ValueError(f"loss_fn={loss_fn!r} must be a loss function loss_fn(params, batch, key), e.g. "
+                         f"free_energy_loss(bayesian_mlp(..., 'shared'), num_examples)")
+
+    def per_example_loss(params, batch, key):
+        size = jax.tree_util.tree_leaves(batch)[0].shape[0]
+        singles = jax.tree_util.tree_map(lambda a: a[:, None], batch)  # each example as a minibatch of one
+        losses, metrics = jax.vmap(lambda one, k: loss_fn(params, one, k))(singles, jax.random.split(key, size))
+        return jnp.mean(losses), jax.tree_util.tree_map(jnp.mean, metrics)
+
+    return per_example_loss
 
 
 @functools.partial(jax.jit, static_argnames=("loss_fn", "batch_size", "num_repeats", "fixed_batch"))

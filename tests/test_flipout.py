@@ -130,6 +130,43 @@ def test_gradient_variance_of_a_batch_mean_is_the_population_variance_over_batch
     assert float(var) < 1e-10  # no weight noise and the same batch: no variance
 
 
+def test_independent_draws_is_the_mean_of_one_example_losses_each_with_its_own_key():
+    net = flipout.bayesian_mlp((4,), 3, "shared", init_rho=-1.0)
+    x, y = _normal(0, (5, 6)), jnp.array([0, 1, 2, 0, 1])
+    params = net.init(jax.random.key(0), x)
+    loss_fn = flipout.free_energy_loss(net, 50)
+    loss, metrics = jax.jit(flipout.independent_draws(loss_fn))(params, (x, y), jax.random.key(1))
+    keys = jax.random.split(jax.random.key(1), 5)
+    singles = [loss_fn(params, (x[n:n + 1], y[n:n + 1]), keys[n]) for n in range(5)]
+    np.testing.assert_allclose(float(loss), np.mean([float(s[0]) for s in singles]), rtol=1e-5)
+    np.testing.assert_allclose(float(metrics["nll"]), np.mean([float(s[1]["nll"]) for s in singles]), rtol=1e-5)
+
+
+def test_independent_draws_divide_the_weight_noise_by_the_batch_size_where_a_shared_draw_does_not():
+    # One example repeated B times: a shared draw moves every copy's gradient the same way (variance
+    # of one example's gradient, whatever B); independent draws average it down to 1/B of that.
+    batch_size = 8
+    net = flipout.bayesian_mlp((5,), 3, "shared", init_rho=-1.0)
+    x = jnp.tile(_normal(0, (1, 6)), (batch_size, 1))
+    y = jnp.zeros(batch_size, jnp.int32)
+    params = net.init(jax.random.key(0), x)
+    loss_fn = flipout.free_energy_loss(net, 100)
+
+    def trace(fn, size):
+        var, mean = flipout.gradient_variance(fn, params, (x, y), jax.random.key(2), batch_size=size,
+                                              num_repeats=3000, fixed_batch=True)
+        return sum(float(v.sum()) for v in jax.tree_util.tree_leaves(var)), mean
+
+    one_example, mean_one = trace(loss_fn, 1)
+    shared, _ = trace(loss_fn, batch_size)
+    independent, mean_independent = trace(flipout.independent_draws(loss_fn), batch_size)
+    np.testing.assert_allclose(shared, one_example, rtol=0.15)
+    np.testing.assert_allclose(independent, one_example / batch_size, rtol=0.15)
+    # Same expected gradient as one draw (unbiased): the means agree to Monte Carlo error.
+    for a, b in zip(jax.tree_util.tree_leaves(mean_one), jax.tree_util.tree_leaves(mean_independent)):
+        np.testing.assert_allclose(a, b, atol=0.1 * np.sqrt(one_example))
+
+
 def test_free_energy_loss_is_nll_plus_kl_over_n():
     net = flipout.bayesian_mlp((4,), 3)
     x, y = _normal(0, (6, 5)), jnp.array([0, 1, 2, 0, 1, 2])
@@ -165,6 +202,8 @@ def test_bad_input_raises_value_error_naming_the_argument():
         net = flipout.bayesian_mlp((2,), 2, "shared")
         flipout.predictive_draws(net, net.init(jax.random.key(0), jnp.ones((1, 3))), jnp.ones((1, 3)),
                                  jax.random.key(0), 10, chunk=3)
+    with pytest.raises(ValueError, match="loss_fn="):
+        flipout.independent_draws("free energy")
     with pytest.raises(ValueError, match="likelihood="):
         flipout.free_energy_loss(flipout.bayesian_mlp((2,), 2), 10, likelihood="poisson")
     with pytest.raises(ValueError, match="no Bayesian layer"):
