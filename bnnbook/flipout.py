@@ -233,8 +233,8 @@ def independent_draws(loss_fn: Callable) -> Callable:
     ``"shared"`` network: each example then gets its own draw of the weights,
     so the weight noise of different examples is independent and, for a fixed
     minibatch, the gradient variance is exactly ``v / B`` (``v``: the average
-    variance of one example's gradient). No estimator that keeps each
-    example's perturbation distribution can do better, which makes it the
+    variance of one example's gradient), what any estimator gets whose
+    examples' noise is uncorrelated (Flipout's aim). That makes it the
     ceiling to measure Flipout against; it costs a weight matrix per example.
 
     Taught in chapter "Flipout".
