@@ -332,5 +332,5 @@ def predictive_draws(net: hk.Transformed, params: Any, inputs, key: jax.Array, n
 
 
 __all__ = ["ESTIMATORS", "random_signs", "flipout_dense", "flipout_conv2d", "FlipoutDense", "FlipoutConv2D",
-           "layer_types", "bayesian_mlp", "bayesian_cnn", "free_energy_loss", "gradient_variance",
-           "predictive_draws"]
+           "layer_types", "bayesian_mlp", "bayesian_cnn", "free_energy_loss", "independent_draws",
+           "gradient_variance", "predictive_draws"]
