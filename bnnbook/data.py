@@ -88,6 +88,13 @@ def data_dir() -> pathlib.Path:
     return pathlib.Path(cache) / "bnnbook"
 
 
+def _check_count(name: str, value, what: str) -> int:
+    """``value`` as an int, or a ValueError naming ``name`` unless it is an integer >= 1 (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}={value!r} must be an integer >= 1 ({what})")
+    return int(value)
+
+
 def _dataset_spec(name: str) -> dict:
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
@@ -362,8 +369,7 @@ def letters_dataset(size: str = "standard") -> tuple[np.ndarray, list[str]]:
 
 def uniform_noise(n: int, seed: int = 0, shape: tuple[int, ...] = (28, 28)) -> np.ndarray:
     """``n`` images of i.i.d. Uniform(0, 1) pixels (float32)."""
-    if n < 1:
-        raise ValueError(f"n={n} must be >= 1")
+    _check_count("n", n, "the number of noise images, e.g. 2000")
     return np.random.default_rng(seed).uniform(0.0, 1.0, size=(n, *shape)).astype(np.float32)
 
 
@@ -395,10 +401,8 @@ def ood_probes(*, flatten: bool = False, num_noise: int = 2000, num_fashion: int
     "Hamiltonian Monte Carlo for Bayesian neural networks" and "Rejecting
     out-of-distribution inputs".
     """
-    if isinstance(num_noise, bool) or not isinstance(num_noise, (int, np.integer)) or num_noise < 1:
-        raise ValueError(f"num_noise={num_noise!r} must be an integer >= 1 (how many noise images); e.g. 2000")
-    if num_fashion is not None and (isinstance(num_fashion, bool) or not isinstance(num_fashion, (int, np.integer))
-                                    or not 1 <= num_fashion <= 10000):
+    _check_count("num_noise", num_noise, "how many noise images, e.g. 2000")
+    if num_fashion is not None and _check_count("num_fashion", num_fashion, "or None for all 10,000") > 10000:
         raise ValueError(f"num_fashion={num_fashion!r} must be None (all 10,000 Fashion-MNIST test images) "
                          f"or an integer in [1, 10000]")
     letters, letter_names = letters_dataset()
@@ -417,8 +421,7 @@ def sinusoid(n: int = 32, noise_std: float = 1.0, seed: int = 0, low: float = -0
     deviation ``noise_std``. Returns float32 arrays ``x`` and ``y`` of shape
     ``(n, 1)``, sorted by ``x``.
     """
-    if n < 1:
-        raise ValueError(f"n={n} must be >= 1")
+    _check_count("n", n, "the number of points, e.g. 32")
     if noise_std < 0:
         raise ValueError(f"noise_std={noise_std} must be >= 0")
     rng = np.random.default_rng(seed)
@@ -537,8 +540,7 @@ def silhouettes(n: int, kind: str = "child", seed: int = 0,
 
     Taught in chapter "Flipout".
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n={n!r} must be an integer >= 1, the number of silhouettes, e.g. n=836")
+    _check_count("n", n, "the number of silhouettes, e.g. n=836")
     if kind not in SILHOUETTE_KINDS:
         raise ValueError(f"kind={kind!r} must be 'child' or 'spider'")
     low, high = (float(v) for v in scale_range)
@@ -575,8 +577,7 @@ def neal_regression(n: int = 100, noise_std: float = 0.1, seed: int = 0) -> tupl
     independent sets (e.g. ``seed=0`` for training, ``seed=1`` for testing).
     Taught in chapter "Hamiltonian Monte Carlo for Bayesian neural networks".
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n={n!r} must be an integer >= 1 (the number of points)")
+    _check_count("n", n, "the number of points, e.g. 100")
     if not np.isfinite(noise_std) or noise_std < 0:
         raise ValueError(f"noise_std={noise_std!r} must be a finite number >= 0 (0.1 is Neal's setting)")
     rng = np.random.default_rng(seed)

@@ -231,6 +231,8 @@ def test_uniform_noise_seeded_and_in_range():
     assert abs(a.mean() - 0.5) < 0.01  # 39,200 uniform pixels: std of the mean ~0.0015
     with pytest.raises(ValueError, match="n=0"):
         data.uniform_noise(0)
+    with pytest.raises(ValueError, match="n=2.5 must be an integer"):
+        data.uniform_noise(2.5)
 
 
 def test_sinusoid_matches_its_definition():
@@ -238,6 +240,9 @@ def test_sinusoid_matches_its_definition():
     assert x.shape == (32, 1) and y.shape == (32, 1)
     assert np.all(np.diff(x[:, 0]) >= 0) and -0.5 <= x.min() and x.max() <= 0.5
     np.testing.assert_allclose(y, 10 * np.sin(2 * np.pi * x), rtol=1e-5, atol=1e-5)
+    for bad in (0, 3.0, True):
+        with pytest.raises(ValueError, match=f"n={bad!r} must be an integer >= 1"):
+            data.sinusoid(bad)
     _, noisy = data.sinusoid(20000, noise_std=1.0, seed=2)
     x2, _ = data.sinusoid(20000, noise_std=1.0, seed=2)
     residual = noisy[:, 0] - data.sinusoid_mean(x2[:, 0])
