@@ -33,6 +33,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from bnnbook._checks import check_count
+
 DATA_ENV = "BNNBOOK_DATA"
 
 # SHA-256 of the decompressed IDX bytes (gzip headers differ between mirrors).
@@ -86,13 +88,6 @@ def data_dir() -> pathlib.Path:
         return pathlib.Path(os.environ[DATA_ENV]).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return pathlib.Path(cache) / "bnnbook"
-
-
-def _check_count(name: str, value, what: str) -> int:
-    """``value`` as an int, or a ValueError naming ``name`` unless it is an integer >= 1 (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}={value!r} must be an integer >= 1 ({what})")
-    return int(value)
 
 
 def _dataset_spec(name: str) -> dict:
@@ -369,7 +364,7 @@ def letters_dataset(size: str = "standard") -> tuple[np.ndarray, list[str]]:
 
 def uniform_noise(n: int, seed: int = 0, shape: tuple[int, ...] = (28, 28)) -> np.ndarray:
     """``n`` images of i.i.d. Uniform(0, 1) pixels (float32)."""
-    _check_count("n", n, "the number of noise images, e.g. 2000")
+    check_count("n", n, hint="the number of noise images, e.g. 2000")
     return np.random.default_rng(seed).uniform(0.0, 1.0, size=(n, *shape)).astype(np.float32)
 
 
@@ -401,8 +396,8 @@ def ood_probes(*, flatten: bool = False, num_noise: int = 2000, num_fashion: int
     "Hamiltonian Monte Carlo for Bayesian neural networks" and "Rejecting
     out-of-distribution inputs".
     """
-    _check_count("num_noise", num_noise, "how many noise images, e.g. 2000")
-    if num_fashion is not None and _check_count("num_fashion", num_fashion, "or None for all 10,000") > 10000:
+    check_count("num_noise", num_noise, hint="how many noise images, e.g. 2000")
+    if num_fashion is not None and check_count("num_fashion", num_fashion, hint="or None for all 10,000") > 10000:
         raise ValueError(f"num_fashion={num_fashion!r} must be None (all 10,000 Fashion-MNIST test images) "
                          f"or an integer in [1, 10000]")
     letters, letter_names = letters_dataset()
@@ -421,7 +416,7 @@ def sinusoid(n: int = 32, noise_std: float = 1.0, seed: int = 0, low: float = -0
     deviation ``noise_std``. Returns float32 arrays ``x`` and ``y`` of shape
     ``(n, 1)``, sorted by ``x``.
     """
-    _check_count("n", n, "the number of points, e.g. 32")
+    check_count("n", n, hint="the number of points, e.g. 32")
     if noise_std < 0:
         raise ValueError(f"noise_std={noise_std} must be >= 0")
     rng = np.random.default_rng(seed)
@@ -540,7 +535,7 @@ def silhouettes(n: int, kind: str = "child", seed: int = 0,
 
     Taught in chapter "Flipout".
     """
-    _check_count("n", n, "the number of silhouettes, e.g. n=836")
+    check_count("n", n, hint="the number of silhouettes, e.g. n=836")
     if kind not in SILHOUETTE_KINDS:
         raise ValueError(f"kind={kind!r} must be 'child' or 'spider'")
     low, high = (float(v) for v in scale_range)
@@ -577,7 +572,7 @@ def neal_regression(n: int = 100, noise_std: float = 0.1, seed: int = 0) -> tupl
     independent sets (e.g. ``seed=0`` for training, ``seed=1`` for testing).
     Taught in chapter "Hamiltonian Monte Carlo for Bayesian neural networks".
     """
-    _check_count("n", n, "the number of points, e.g. 100")
+    check_count("n", n, hint="the number of points, e.g. 100")
     if not np.isfinite(noise_std) or noise_std < 0:
         raise ValueError(f"noise_std={noise_std!r} must be a finite number >= 0 (0.1 is Neal's setting)")
     rng = np.random.default_rng(seed)

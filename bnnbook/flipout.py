@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from bnnbook import layers, predictive
+from bnnbook._checks import check_count
 
 ESTIMATORS = ("shared", "flipout")
 
@@ -144,8 +145,8 @@ def bayesian_mlp(hidden_sizes: Sequence[int], output_size: int, estimator: str =
     Taught in chapter "Flipout".
     """
     dense, _ = layer_types(estimator)
-    sizes = [layers._check_size("hidden size", h) for h in hidden_sizes]
-    layers._check_size("output_size", output_size)
+    sizes = [check_count("hidden size", h) for h in hidden_sizes]
+    check_count("output_size", output_size)
 
     def forward(x):
         x = jnp.reshape(x, (x.shape[0], -1))
@@ -168,10 +169,10 @@ def bayesian_cnn(conv_channels: Sequence[int], output_size: int, estimator: str 
     Taught in chapter "Flipout".
     """
     dense, conv = layer_types(estimator)
-    channels = [layers._check_size("conv channel count", c) for c in conv_channels]
-    hidden = [layers._check_size("hidden size", h) for h in hidden_sizes]
-    layers._check_size("output_size", output_size)
-    layers._check_size("pool_size", pool_size)
+    channels = [check_count("conv channel count", c) for c in conv_channels]
+    hidden = [check_count("hidden size", h) for h in hidden_sizes]
+    check_count("output_size", output_size)
+    check_count("pool_size", pool_size)
 
     def forward(x):
         if x.ndim == 3:
@@ -202,7 +203,7 @@ def free_energy_loss(net: hk.Transformed, num_examples: int, likelihood: str = "
 
     Taught in chapter "Flipout".
     """
-    layers._check_size("num_examples", num_examples)
+    check_count("num_examples", num_examples)
     if likelihood not in _LIKELIHOODS:
         raise ValueError(f"likelihood={likelihood!r} must be 'categorical' (classification) or 'gaussian' "
                          f"(regression)")
@@ -295,13 +296,12 @@ def gradient_variance(loss_fn: Callable, params: Any, data: Any, key: jax.Array,
 
     Taught in chapter "Flipout".
     """
-    layers._check_size("batch_size", batch_size)
+    check_count("batch_size", batch_size)
     num_examples = jax.tree_util.tree_leaves(data)[0].shape[0]
     if fixed_batch and batch_size > num_examples:
         raise ValueError(f"batch_size={batch_size} exceeds the {num_examples} examples in data; with "
                          f"fixed_batch=True the batch is the first batch_size examples")
-    if isinstance(num_repeats, bool) or not isinstance(num_repeats, int) or num_repeats < 2:
-        raise ValueError(f"num_repeats={num_repeats!r} must be an integer >= 2 (a variance needs two draws)")
+    check_count("num_repeats", num_repeats, 2, hint="a variance needs two draws")
     data = jax.tree_util.tree_map(jnp.asarray, data)
     return _gradient_variance(loss_fn, params, data, key, batch_size, num_repeats, bool(fixed_batch))
 
@@ -323,10 +323,10 @@ def predictive_draws(net: hk.Transformed, params: Any, inputs, key: jax.Array, n
 
     Taught in chapter "Flipout".
     """
-    layers._check_size("num_draws", num_draws)
+    check_count("num_draws", num_draws)
     if chunk is None:
         chunk = max(c for c in range(1, min(num_draws, 50) + 1) if num_draws % c == 0)
-    if layers._check_size("chunk", chunk) and num_draws % chunk:
+    if check_count("chunk", chunk) and num_draws % chunk:
         raise ValueError(f"chunk={chunk} must divide num_draws={num_draws}; e.g. chunk=10 for num_draws=1000")
     return _predictive(net.apply, params, jnp.asarray(inputs), key, num_draws, chunk)
 

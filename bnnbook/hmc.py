@@ -38,6 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bnnbook._checks import check_count
+
 PyTree = Any
 LogDensityFn = Callable[[PyTree], jax.Array]
 
@@ -94,9 +96,7 @@ def _check_step_size(step_size) -> float:
 
 
 def _check_num_leapfrog(num_leapfrog) -> int:
-    if isinstance(num_leapfrog, bool) or not isinstance(num_leapfrog, (int, np.integer)) or num_leapfrog < 1:
-        raise ValueError(f"num_leapfrog={num_leapfrog!r} must be an integer >= 1 (the leapfrog steps per iteration), e.g. 10")
-    return int(num_leapfrog)
+    return check_count("num_leapfrog", num_leapfrog, hint="the leapfrog steps per iteration, e.g. 10")
 
 
 def _check_finite_tree(tree, name: str) -> None:
@@ -160,12 +160,6 @@ def _check_positive(name: str, value) -> float:
     if not (math.isfinite(number) and number > 0):
         raise ValueError(f"{name}={value!r} must be a finite number > 0")
     return number
-
-
-def _check_count(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
-    return int(value)
 
 
 # --------------------------------------------------------------------------
@@ -556,9 +550,9 @@ def _sample(log_density_fn, initial_position, key, *, gibbs_fn, hyper0, num_samp
 
     step_size = _check_step_size(step_size)
     num_leapfrog = _check_num_leapfrog(num_leapfrog)
-    num_samples = _check_count("num_samples", num_samples, 1)
-    num_warmup = _check_count("num_warmup", num_warmup, 0)
-    thin = _check_count("thin", thin, 1)
+    num_samples = check_count("num_samples", num_samples, 1)
+    num_warmup = check_count("num_warmup", num_warmup, 0)
+    thin = check_count("thin", thin, 1)
     temperature = _check_positive("temperature", temperature)
     divergence_threshold = _check_positive("divergence_threshold", divergence_threshold)
     if not 0.0 < float(target_accept) < 1.0:
@@ -570,7 +564,7 @@ def _sample(log_density_fn, initial_position, key, *, gibbs_fn, hyper0, num_samp
     _check_finite_tree(initial_position, "initial_position")
     chain_shape: tuple[int, ...] = ()
     if num_chains is not None:
-        num_chains = _check_count("num_chains", num_chains, 1)
+        num_chains = check_count("num_chains", num_chains, 1)
         for name, leaf in zip(_leaf_names(initial_position), jax.tree_util.tree_leaves(initial_position)):
             if np.ndim(leaf) < 1 or np.shape(leaf)[0] != num_chains:
                 raise ValueError(f"initial_position leaf {name!r} has shape {np.shape(leaf)}; with num_chains="

@@ -34,17 +34,12 @@ import jax
 import jax.numpy as jnp
 
 from bnnbook import priors, vi
+from bnnbook._checks import check_count
 
 PARAM_NAMES = ("w_mean", "w_rho", "b_mean", "b_rho")
 DENSE_NAME = "bayes_dense"
 CONV_NAME = "bayes_conv2d"
 _PADDINGS = ("SAME", "VALID")
-
-
-def _check_size(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} must be an integer >= 1, e.g. {name}=16")
-    return value
 
 
 def _check_rho(init_rho) -> float:
@@ -118,7 +113,7 @@ class SharedDense(_Variational):
 
     def __init__(self, output_size: int, init_rho: float = -5.0, name: str = DENSE_NAME):
         super().__init__(init_rho, name)
-        self.output_size = _check_size("output_size", output_size)
+        self.output_size = check_count("output_size", output_size)
 
     def __call__(self, inputs):
         if inputs.ndim != 2:
@@ -147,9 +142,9 @@ class SharedConv2D(_Variational):
     def __init__(self, output_channels: int, kernel_shape: int | Sequence[int] = 5, stride: int = 1,
                  padding: str = "SAME", init_rho: float = -5.0, name: str = CONV_NAME):
         super().__init__(init_rho, name)
-        self.output_channels = _check_size("output_channels", output_channels)
+        self.output_channels = check_count("output_channels", output_channels)
         self.kernel_shape = _kernel_shape(kernel_shape)
-        self.stride = _check_size("stride", stride)
+        self.stride = check_count("stride", stride)
         self.padding = _check_padding(padding)
 
     def _conv_posterior(self, inputs):

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bnnbook._checks import check_count
 from bnnbook.priors import _check_positive
 
 REDUCTIONS = ("sum", "mean", "none")
@@ -162,8 +163,7 @@ def map_loss(apply_fn: Callable, likelihood: str | Callable = "categorical", pri
     log-likelihood of the batch) and ``neg_log_prior`` (``-log p(w)``, 0 for MLE).
     Taught in chapter "MLE and MAP".
     """
-    if isinstance(num_examples, bool) or not isinstance(num_examples, (int, np.integer)) or num_examples < 1:
-        raise ValueError(f"num_examples={num_examples!r} must be a positive integer: the training-set size N")
+    check_count("num_examples", num_examples, hint="the training-set size N")
     if prior is not None and not hasattr(prior, "log_prob"):
         raise ValueError(f"prior={prior!r} has no log_prob(params); pass e.g. bnnbook.priors.Gaussian(1.0) or None")
     log_lik = _likelihood_fn(likelihood, noise_std)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bnnbook._checks import check_count
+
 
 def _check_probs(probs, name: str = "probs", atol: float = 1e-3) -> np.ndarray:
     probs = np.asarray(probs, dtype=np.float64)
@@ -57,9 +59,7 @@ def max_probability(probs) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 def _check_num_bins(num_bins) -> int:
-    if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 1:
-        raise ValueError(f"num_bins={num_bins!r} must be an integer >= 1, e.g. num_bins=15")
-    return int(num_bins)
+    return check_count("num_bins", num_bins, hint="e.g. num_bins=15")
 
 
 def reliability_bins(probs, labels, num_bins: int = 15) -> dict[str, np.ndarray]:

@@ -32,15 +32,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from bnnbook import vi
+from bnnbook._checks import check_count
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
 
 
 def _check_num_draws(num_draws) -> int:
-    if isinstance(num_draws, bool) or not isinstance(num_draws, (int, np.integer)) or num_draws < 1:
-        raise ValueError(f"num_draws={num_draws!r} must be an integer >= 1 (the number of weight draws w ~ q); "
-                         f"e.g. num_draws=50")
-    return int(num_draws)
+    return check_count("num_draws", num_draws, hint="the number of weight draws w ~ q, e.g. num_draws=50")
 
 
 def _check_inputs(inputs) -> jax.Array:

@@ -33,6 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bnnbook._checks import check_count
+
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _LOG_2 = math.log(2.0)
 
@@ -345,10 +347,8 @@ def constrained_scale_mixture(raw: dict) -> ScaleMixture:
 def _check_num_examples(num_examples):
     if num_examples is None:
         return 1.0
-    if isinstance(num_examples, bool) or not isinstance(num_examples, (int, np.integer)) or num_examples < 1:
-        raise ValueError(f"num_examples={num_examples!r} must be a positive integer (the training-set size N) "
-                         f"or None (loss summed over the data)")
-    return float(num_examples)
+    return float(check_count("num_examples", num_examples,
+                             hint="the training-set size N, or None for the loss summed over the data"))
 
 
 def l2_strength(scale, num_examples: int | None = None):

@@ -57,6 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bnnbook import priors
+from bnnbook._checks import check_count
 
 _SCALE_KEYS = ("rho", "log_var")
 _KL_MODES = ("auto", "closed_form", "monte_carlo")
@@ -82,10 +83,7 @@ def _check_beta(beta: Any) -> None:
 
 
 def _check_num_samples(num_samples: Any) -> int:
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
-        raise ValueError(f"num_samples={num_samples!r} must be an integer >= 1 (the number of Monte Carlo "
-                         f"draws of w ~ q); pass e.g. num_samples=1")
-    return int(num_samples)
+    return check_count("num_samples", num_samples, hint="the number of Monte Carlo draws of w ~ q, e.g. 1")
 
 
 def _check_q(q: Any) -> str:
@@ -362,9 +360,7 @@ def quadrature_kl(q, prior, num_points: int = 2001, chunk_size: int = 1024) -> j
     Taught in chapter "The variational free energy".
     """
     for name, value, low in (("num_points", num_points, 3), ("chunk_size", chunk_size, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name}={value!r} must be an integer >= {low}; pass e.g. "
-                             f"num_points=2001, chunk_size=1024")
+        check_count(name, value, low, hint="e.g. num_points=2001, chunk_size=1024")
     if not hasattr(prior, "log_prob_elementwise"):
         raise ValueError(f"prior={prior!r} must be a bnnbook.priors object (Gaussian, Laplace, "
                          f"ScaleMixture): quadrature needs its elementwise log density")
@@ -493,10 +489,8 @@ def free_energy_loss(log_likelihood_fn: Callable[[Any, Any], jax.Array], prior, 
 
     Taught in chapter "The variational free energy".
     """
-    if isinstance(num_examples, bool) or not isinstance(num_examples, (int, np.integer)) or num_examples < 1:
-        raise ValueError(f"num_examples={num_examples!r} must be a positive integer: the size N of the "
-                         f"training set (not of one minibatch)")
-    num_examples = int(num_examples)
+    num_examples = check_count("num_examples", num_examples,
+                               hint="the size N of the training set, not of one minibatch")
     num_samples = _check_num_samples(num_samples)
     _check_beta(beta)
     if kl not in _KL_MODES:
@@ -636,9 +630,7 @@ def kl_weights(num_batches: int, scheme: str = "uniform", num_examples: int | No
 
     Taught in chapter "The variational free energy".
     """
-    if isinstance(num_batches, bool) or not isinstance(num_batches, (int, np.integer)) or num_batches < 1:
-        raise ValueError(f"num_batches={num_batches!r} must be an integer >= 1 (minibatches per epoch, M)")
-    m = int(num_batches)
+    m = check_count("num_batches", num_batches, hint="minibatches per epoch, M")
     if scheme == "uniform":
         return np.full(m, 1.0 / m)
     if scheme == "blundell":

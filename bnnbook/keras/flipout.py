@@ -31,13 +31,9 @@ import tensorflow_probability as tfp
 import tf_keras as keras
 from tqdm import tqdm
 
+from bnnbook._checks import check_count
+
 tfd = tfp.distributions
-
-
-def _check_int(name: str, value, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name}={value!r} must be an integer >= {low}")
-    return int(value)
 
 
 def _flipout_layers(num_train: int, init_untransformed_scale: float):
@@ -90,8 +86,8 @@ def bayesian_lenet5(num_train: int, num_classes: int = 10, init_untransformed_sc
 
     Taught in chapter "Flipout".
     """
-    num_train = _check_int("num_train", num_train)
-    num_classes = _check_int("num_classes", num_classes, 2)
+    num_train = check_count("num_train", num_train)
+    num_classes = check_count("num_classes", num_classes, 2)
     tf.random.set_seed(seed)
     conv, dense = _flipout_layers(num_train, init_untransformed_scale)
     return keras.Sequential([
@@ -112,9 +108,9 @@ def height_cnn(num_train: int, image_size: int = 126, channels=(8, 16), pool_siz
 
     Taught in chapter "Flipout".
     """
-    num_train = _check_int("num_train", num_train)
-    _check_int("image_size", image_size, 8)
-    _check_int("pool_size", pool_size)
+    num_train = check_count("num_train", num_train)
+    check_count("image_size", image_size, 8)
+    check_count("pool_size", pool_size)
     if len(channels) != 2:
         raise ValueError(f"channels={channels!r} must give the two conv layers' channel counts, e.g. (8, 16)")
     tf.random.set_seed(seed)
@@ -148,7 +144,7 @@ def train(model: keras.Model, inputs, targets, *, num_steps: int, batch_size: in
 
     Taught in chapter "Flipout".
     """
-    num_steps = _check_int("num_steps", num_steps)
+    num_steps = check_count("num_steps", num_steps)
     inputs = _as_images(inputs)
     targets = np.asarray(targets, np.int64 if likelihood == "categorical" else np.float32)
     if likelihood not in ("categorical", "gaussian"):
@@ -157,7 +153,7 @@ def train(model: keras.Model, inputs, targets, *, num_steps: int, batch_size: in
         raise ValueError(f"noise_std={noise_std!r} must be > 0, the known standard deviation of the targets")
     if len(inputs) != len(targets):
         raise ValueError(f"inputs has {len(inputs)} examples but targets has {len(targets)}; pass one per input")
-    batch_size = _check_int("batch_size", batch_size)
+    batch_size = check_count("batch_size", batch_size)
     if batch_size > len(inputs):
         raise ValueError(f"batch_size={batch_size} exceeds the {len(inputs)} training examples")
     optimizer = keras.optimizers.Adam(learning_rate)
@@ -207,8 +203,8 @@ def predictive_draws(model: keras.Model, inputs, num_draws: int = 50, batch_size
 
     Taught in chapter "Flipout".
     """
-    num_draws = _check_int("num_draws", num_draws)
-    batch_size = _check_int("batch_size", batch_size)
+    num_draws = check_count("num_draws", num_draws)
+    batch_size = check_count("batch_size", batch_size)
     inputs = _as_images(inputs)
 
     @tf.function
