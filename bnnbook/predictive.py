@@ -29,7 +29,6 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from bnnbook import vi
 from bnnbook._checks import check_count
