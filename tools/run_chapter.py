@@ -57,6 +57,12 @@ def record_time(path: pathlib.Path, profile: str, seconds: float) -> None:
     times_path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
+def print_progress(path: pathlib.Path, cell, cell_index: int, num_cells: int, started: float) -> None:
+    """One line per executed code cell, so a long run shows how far it got (and where the time went)."""
+    if cell.cell_type == "code":
+        print(f"{path.name}: cell {cell_index + 1}/{num_cells} done at {time.time() - started:.0f} s", flush=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("notebooks", nargs="+", type=pathlib.Path)
@@ -75,7 +81,9 @@ def main(argv=None) -> int:
         started = time.time()
         client = NotebookClient(nb, timeout=args.timeout, kernel_name=args.kernel,
                                 resources={"metadata": {"path": str(path.parent)}},
-                                coalesce_streams=True, record_timing=False)
+                                coalesce_streams=True, record_timing=False,
+                                on_cell_executed=lambda cell, cell_index, **_: print_progress(
+                                    path, cell, cell_index, len(nb.cells), started))
         client.execute()
         seconds = time.time() - started
         if path.resolve().parent.name == "chapters":  # the appendix is not a chapter to time
