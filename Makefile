@@ -33,7 +33,7 @@ help:
 	@echo "make execute   re-run chapters in place: CHAPTER=chapters/NN.ipynb PROFILE=quick|full"
 	@echo "make check-book  build the book, then check links, offline assets and (with chromium) rendering"
 	@echo "make bench     run every bench/ script on this machine; figures go to results/bench.json"
-	@echo "make bench-gpu on a GPU machine: HMC gradient TFLOP/s and full-profile times of the JAX chapters"
+	@echo "make bench-gpu on a GPU machine: every benchmark's GPU figure and full-profile times of the JAX chapters"
 	@echo "make setup     only create .venv with the locked dependencies"
 
 $(STAMP): $(LOCK) pyproject.toml
@@ -78,8 +78,12 @@ time-chapters: $(STAMP)
 	BNNBOOK_PROFILE=quick $(BIN)/python tools/run_chapter.py --time-only $(CHAPTERS)
 
 # The GPU figures of the benchmarks page: run on a machine whose JAX sees a GPU.
+# Every bench/ script keys its figures by backend, so they land beside the CPU's.
 bench-gpu: $(STAMP)
-	$(BIN)/python bench/bench_hmc_throughput.py
+	@$(BIN)/python -c "import jax, sys; jax.default_backend() == 'gpu' or sys.exit( \
+		f'JAX in $(BIN) sees no GPU (backend {jax.default_backend()}); install its CUDA build first, e.g. ' \
+		f'$(BIN)/pip install \"jax[cuda13]=={jax.__version__}\"')"
+	@for script in $(BENCHES); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 	BNNBOOK_PROFILE=full $(BIN)/python tools/run_chapter.py --time-only $(JAX_CHAPTERS)
 
 clean:

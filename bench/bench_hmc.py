@@ -14,9 +14,6 @@ Usage: python bench/bench_hmc.py [--quick] [--repeats 3]
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import pathlib
 import time
 
 import blackjax
@@ -25,6 +22,7 @@ import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 
+from _record import save
 from bnnbook import data, hmc, nets, priors
 
 
@@ -127,13 +125,8 @@ def main(argv=None) -> int:
     worst = max(f["time_ratio_ours_over_blackjax"] for f in figures.values())
     print(f"worst time ratio (ours / BlackJAX): {worst:.2f} (goal <= 1.1)")
     if not args.quick:
-        path = pathlib.Path(__file__).resolve().parents[1] / "results" / "bench.json"
-        record = json.loads(path.read_text()) if path.exists() else {}
-        record["hmc_vs_blackjax"] = {"targets": figures, "worst_time_ratio": worst, "chains": num_chains,
-                                     "iterations": num_iterations, "backend": jax.default_backend(),
-                                     "jax": jax.__version__, "date": datetime.date.today().isoformat()}
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        save("hmc_vs_blackjax", {"targets": figures, "worst_time_ratio": worst, "chains": num_chains,
+                                 "iterations": num_iterations})
     return 0
 
 

@@ -25,9 +25,6 @@ ratio is bounded by (overhead + work) / work; it is largest for few inputs.
 
 from __future__ import annotations
 
-import datetime
-import json
-import pathlib
 import platform
 import time
 
@@ -35,12 +32,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from _record import save
 from bnnbook import nets, predictive, vi
 
 NUM_DRAWS = 500
 NUM_INPUTS = 1000
 REPEATS = 5
-RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results" / "bench.json"
 
 
 def median_seconds(fn, repeats: int = REPEATS) -> float:
@@ -82,13 +79,8 @@ def main() -> dict:
     print(f"  eager loop (no jit)                {eager_s * 1e3:8.1f} ms   ratio {eager_ratio:6.1f}x")
     print(f"vmap vs per-draw loop: {ratio:.1f}x (jitted loop), {eager_ratio:.1f}x (eager loop); goal >= 100x")
     record = {"ratio": ratio, "ratio_vs_eager_loop": eager_ratio, "vmap_seconds": vmap_s, "loop_seconds": loop_s,
-              "eager_loop_seconds": eager_s, "num_draws": NUM_DRAWS, "num_inputs": NUM_INPUTS,
-              "backend": jax.default_backend(), "jax": jax.__version__, "date": datetime.date.today().isoformat()}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    merged["predictive_vmap_vs_loop"] = record
-    RESULTS.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
-    return record
+              "eager_loop_seconds": eager_s, "num_draws": NUM_DRAWS, "num_inputs": NUM_INPUTS}
+    return save("predictive_vmap_vs_loop", record)
 
 
 if __name__ == "__main__":

@@ -24,17 +24,21 @@ and :class:`bnnbook.layers.SharedConv2D`, so any network built by
 estimators. :func:`gradient_variance` measures the variance of the stochastic
 gradient (:func:`independent_draws` gives the ceiling, a weight draw per
 example), :func:`free_energy_loss` is the training loss (KL divided by the
-training-set size), and :func:`predictive_draws` the Monte Carlo predictive.
+training-set size), :func:`step_times` times a training step of each
+estimator, and :func:`predictive_draws` the Monte Carlo predictive.
 """
 
 from __future__ import annotations
 
 import functools
+import statistics
+import time
 from typing import Any, Callable, Sequence
 
 import haiku as hk
 import jax
 import jax.numpy as jnp
+import optax
 
 from bnnbook import layers, predictive
 from bnnbook._checks import check_count
@@ -306,6 +310,47 @@ def gradient_variance(loss_fn: Callable, params: Any, data: Any, key: jax.Array,
     return _gradient_variance(loss_fn, params, data, key, batch_size, num_repeats, bool(fixed_batch))
 
 
+def step_times(make_net: Callable[[str], hk.Transformed], images, labels, *, num_examples: int,
+               repeats: int = 30, learning_rate: float = 1e-3) -> dict[str, float]:
+    """Median wall time (seconds) of one training step per estimator, same network and parameters.
+
+    ``make_net(estimator)`` builds the network for each of :data:`ESTIMATORS`.
+    A step is one jitted Adam update on :func:`free_energy_loss` (KL divided by
+    ``num_examples``) for the batch ``(images, labels)``. Every step is compiled
+    and run once first; then the estimators take turns for ``repeats`` rounds,
+    so that a busy machine slows both alike, and each one's median is returned.
+    Divide ``"flipout"`` by ``"shared"`` for what Flipout costs.
+
+    Taught in chapter "Flipout"; ``bench/bench_flipout.py`` runs it too.
+    """
+    check_count("repeats", repeats)
+    images, labels = jnp.asarray(images), jnp.asarray(labels)
+    optimizer = optax.adam(learning_rate)
+    params = make_net(ESTIMATORS[0]).init(jax.random.key(0), images)  # one tree serves both estimators
+    state = optimizer.init(params)
+
+    def make_step(estimator):
+        loss_fn = free_energy_loss(make_net(estimator), num_examples)
+
+        @jax.jit
+        def step(params, state, key):
+            grads = jax.grad(lambda p: loss_fn(p, (images, labels), key)[0])(params)
+            updates, state = optimizer.update(grads, state, params)
+            return optax.apply_updates(params, updates), state
+        return step
+
+    steps = {estimator: make_step(estimator) for estimator in ESTIMATORS}
+    for step in steps.values():  # compile and warm up
+        jax.block_until_ready(step(params, state, jax.random.key(0)))
+    times: dict[str, list[float]] = {estimator: [] for estimator in steps}
+    for repeat in range(repeats):
+        for estimator, step in steps.items():
+            start = time.perf_counter()
+            jax.block_until_ready(step(params, state, jax.random.key(repeat)))
+            times[estimator].append(time.perf_counter() - start)
+    return {estimator: statistics.median(seconds) for estimator, seconds in times.items()}
+
+
 @functools.partial(jax.jit, static_argnames=("apply_fn", "num_draws", "chunk"))
 def _predictive(apply_fn, params, inputs, key, num_draws, chunk):
     keys = jax.random.split(key, num_draws)  # one key, hence one weight draw, per network
@@ -333,4 +378,4 @@ def predictive_draws(net: hk.Transformed, params: Any, inputs, key: jax.Array, n
 
 __all__ = ["ESTIMATORS", "random_signs", "flipout_dense", "flipout_conv2d", "FlipoutDense", "FlipoutConv2D",
            "layer_types", "bayesian_mlp", "bayesian_cnn", "free_energy_loss", "independent_draws",
-           "gradient_variance", "predictive_draws"]
+           "gradient_variance", "step_times", "predictive_draws"]

@@ -61,6 +61,51 @@ ANCHORS: dict[tuple[str, str], Anchor] = {
 }
 
 
+#: ``(benchmark, figure)`` in ``results/bench.json`` -> what the figure is, and the goal (an :class:`Anchor`,
+#: or ``None``) its ``bench/`` script is measured against.
+_BENCH_SOURCE = _TARGET + " (bench/)"
+BENCH_FIGURES: dict[tuple[str, str], tuple[str, Anchor | None]] = {
+    ("flipout_vs_shared_step_time", "mlp_784_256_256_10"): (
+        "Flipout / shared step time, MLP 784-256-256-10, batch 128", Anchor(1.6, _BENCH_SOURCE, "lower")),
+    ("flipout_vs_shared_step_time", "lenet_like_cnn"): (
+        "Flipout / shared step time, LeNet-like CNN, batch 128", Anchor(1.6, _BENCH_SOURCE, "lower")),
+    ("hmc_vs_blackjax", "worst_time_ratio"): (
+        "HMC time per iteration, ours / BlackJAX (worse of two targets)", Anchor(1.1, _BENCH_SOURCE, "lower")),
+    ("predictive_vmap_vs_loop", "ratio"): (
+        "predictive draws: jitted per-draw loop / one vmapped call", Anchor(100.0, _BENCH_SOURCE, "higher")),
+    ("hmc_gradient_throughput", "gradient_ms"): ("MNIST HMC: one full-batch gradient (55,000 images), ms", None),
+    ("hmc_gradient_throughput", "tflops_per_second"): ("MNIST HMC: that gradient in TFLOP/s (XLA's count)", None),
+}
+
+
+def bench_table(bench: dict) -> str:
+    """A Markdown table of ``results/bench.json``: each figure of :data:`BENCH_FIGURES`, per backend, with its verdict.
+
+    ``bench`` maps a benchmark to ``{backend: record}`` (as the ``bench/`` scripts
+    save it); a column per backend found, each cell the figure, its verdict and
+    the device it was measured on. Taught in the appendix "Results and reproducibility".
+    """
+    if not isinstance(bench, dict):
+        raise ValueError(f"bench must be the dict read from results/bench.json, got {type(bench).__name__}")
+    backends = sorted({backend for entry in bench.values() if isinstance(entry, dict)
+                       for backend, record in entry.items() if isinstance(record, dict)})
+    if not backends:
+        return "No benchmark figures are stored yet (`make bench` runs every `bench/` script).\n"
+    lines = ["| figure | goal | " + " | ".join(backends) + " |", "|---|---|" + "---|" * len(backends)]
+    for (name, field), (label, goal) in BENCH_FIGURES.items():
+        cells = []
+        for backend in backends:
+            record = bench.get(name, {}).get(backend)
+            if not isinstance(record, dict) or field not in record:
+                cells.append("")
+                continue
+            judged = verdict(record[field], goal)
+            cells.append(f"{_format(record[field])}{f' ({judged})' if judged else ''}, {record.get('device', '?')}")
+        goal_text = f"{'<=' if goal.better == 'lower' else '>='} {_format(goal.value)}" if goal else ""
+        lines.append(f"| {label} | {goal_text} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 @dataclasses.dataclass(frozen=True)
 class Row:
     """One metric of one chapter's stored run."""
@@ -77,11 +122,16 @@ class Row:
     @property
     def verdict(self) -> str:
         """``"meets"`` when the figure is at least as good as the anchor, ``"below"`` when not, else ``""``."""
-        if self.anchor is None or not isinstance(self.value, (int, float)) or not math.isfinite(self.value):
-            return ""
-        if self.anchor.better == "higher":
-            return "meets" if self.value >= self.anchor.value else "below"
-        return "meets" if self.value <= self.anchor.value else "below"
+        return verdict(self.value, self.anchor)
+
+
+def verdict(value, anchor: Anchor | None) -> str:
+    """``"meets"`` when ``value`` is at least as good as ``anchor``, ``"below"`` when not, ``""`` without one."""
+    if anchor is None or isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return ""
+    if anchor.better == "higher":
+        return "meets" if value >= anchor.value else "below"
+    return "meets" if value <= anchor.value else "below"
 
 
 def _flatten(metrics: dict, prefix: str = "") -> Iterable[tuple[str, float | str]]:
@@ -176,4 +226,5 @@ def runs_table(rows: list[Row]) -> str:
     return header + "\n".join(lines) + "\n"
 
 
-__all__ = ["Anchor", "ANCHORS", "Row", "chapter_entry", "collect", "markdown_table", "runs_table"]
+__all__ = ["Anchor", "ANCHORS", "BENCH_FIGURES", "Row", "bench_table", "chapter_entry", "collect", "markdown_table",
+           "runs_table", "verdict"]

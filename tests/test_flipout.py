@@ -188,6 +188,16 @@ def test_predictive_draws_shape_and_determinism():
     assert np.std(np.asarray(draws), axis=0).min() > 0
 
 
+def test_step_times_times_one_training_step_of_each_estimator():
+    images, labels = np.random.default_rng(0).uniform(size=(8, 5)).astype(np.float32), np.arange(8) % 3
+    times = flipout.step_times(lambda e: flipout.bayesian_mlp((4,), 3, e), images, labels, num_examples=100,
+                               repeats=3)
+    assert set(times) == set(flipout.ESTIMATORS)
+    assert all(np.isfinite(t) and 0 < t < 10 for t in times.values())
+    with pytest.raises(ValueError, match="repeats=0"):
+        flipout.step_times(lambda e: flipout.bayesian_mlp((4,), 3, e), images, labels, num_examples=100, repeats=0)
+
+
 def test_bad_input_raises_value_error_naming_the_argument():
     with pytest.raises(ValueError, match="estimator="):
         flipout.layer_types("local")

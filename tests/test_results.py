@@ -53,3 +53,28 @@ def test_chapter_entry_prefers_the_asked_profile_and_is_none_when_missing(tmp_pa
     assert results.chapter_entry("demo", tmp_path, prefer="quick")["metrics"]["row"]["accuracy"] == 0.5
     with pytest.raises(ValueError, match="prefer='best'"):
         results.chapter_entry("demo", tmp_path, prefer="best")
+
+
+def test_bench_table_judges_each_backend_against_the_goal():
+    bench = {"flipout_vs_shared_step_time": {"cpu": {"lenet_like_cnn": 1.95, "device": "cpu:cpu"},
+                                             "gpu": {"lenet_like_cnn": 1.25, "device": "gpu:H200"}},
+             "hmc_gradient_throughput": {"gpu": {"tflops_per_second": 43.2, "device": "gpu:H200"}}}
+    lines = results.bench_table(bench).splitlines()
+    assert lines[0] == "| figure | goal | cpu | gpu |"
+    cnn = next(line for line in lines if "LeNet-like CNN" in line)
+    assert "| <= 1.6 | 1.95 (below), cpu:cpu | 1.25 (meets), gpu:H200 |" in cnn  # lower is better
+    mlp = next(line for line in lines if "MLP 784-256-256-10" in line)
+    assert mlp.endswith("| <= 1.6 |  |  |")  # not measured: empty cells, no verdict
+    tflops = next(line for line in lines if "TFLOP/s" in line)
+    assert tflops.endswith("|  |  | 43.2, gpu:H200 |")  # a figure without a goal is shown as it is
+    assert len(lines) == 2 + len(results.BENCH_FIGURES)
+    assert results.bench_table({}).startswith("No benchmark figures are stored yet")
+
+
+def test_verdict_and_bench_table_reject_what_they_cannot_judge():
+    goal = results.Anchor(100.0, "target", "higher")
+    assert results.verdict(120.0, goal) == "meets" and results.verdict(12.0, goal) == "below"
+    assert results.verdict(float("nan"), goal) == "" and results.verdict(True, goal) == ""
+    assert results.verdict(12.0, None) == ""
+    with pytest.raises(ValueError, match="bench must be the dict read from results/bench.json, got list"):
+        results.bench_table([])
