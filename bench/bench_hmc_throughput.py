@@ -8,8 +8,9 @@ training set at every leapfrog step (no minibatches, so the Metropolis test
 stays exact): for the 784-100-10 sigmoid network on 55,000 images that one
 gradient is the whole cost of the sampler. This script times it (jitted,
 compiled first, median of ``--repeats`` calls) and divides the floating-point
-operations XLA counts for the compiled gradient (``cost_analysis()``) by that
-time. It runs on whatever JAX sees (CPU here; ``JAX_PLATFORMS=cuda`` or a
+operations XLA counts for the gradient compiled for the CPU (``cost_analysis()``;
+on a GPU the matrix products are cuBLAS calls that the GPU program's count
+leaves out) by that time. It runs on whatever JAX sees (CPU here; ``JAX_PLATFORMS=cuda`` or a
 GPU machine for the GPU figure, see ``make bench-gpu``) and merges its
 figures into ``results/bench.json`` under ``"hmc_gradient_throughput"``, keyed
 by backend, so a CPU and a GPU figure can sit side by side.
@@ -26,7 +27,6 @@ import numpy as np
 
 from _record import save
 from bnnbook import data, likelihoods, nets, priors
-
 
 
 def counted_flops(fn, params) -> float:
