@@ -22,7 +22,9 @@ def save(name: str, record: dict) -> dict:
     merged = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     entry = merged.get(name, {})
     if not all(isinstance(value, dict) for value in entry.values()):
-        entry = {}  # a record from before figures were keyed by backend: replaced, not mixed in
+        # A record from before figures were keyed by backend: kept, under the backend it names.
+        backend = entry.get("backend") or str(entry.get("device", "unknown")).split(":")[0]
+        entry = {backend: entry}
     entry[jax.default_backend()] = record
     merged[name] = entry
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
