@@ -43,6 +43,8 @@ import optax
 from bnnbook import layers, predictive
 from bnnbook._checks import check_count
 
+#: The two gradient estimators every network here can be built with, ``"shared"`` (one weight draw for
+#: the whole minibatch, plain reparameterization) and ``"flipout"``.
 ESTIMATORS = ("shared", "flipout")
 
 

@@ -61,9 +61,10 @@ ANCHORS: dict[tuple[str, str], Anchor] = {
 }
 
 
+_BENCH_SOURCE = _TARGET + " (bench/)"
+
 #: ``(benchmark, figure)`` in ``results/bench.json`` -> what the figure is, and the goal (an :class:`Anchor`,
 #: or ``None``) its ``bench/`` script is measured against.
-_BENCH_SOURCE = _TARGET + " (bench/)"
 BENCH_FIGURES: dict[tuple[str, str], tuple[str, Anchor | None]] = {
     ("flipout_vs_shared_step_time", "mlp_784_256_256_10"): (
         "Flipout / shared step time, MLP 784-256-256-10, batch 128", Anchor(1.6, _BENCH_SOURCE, "lower")),
