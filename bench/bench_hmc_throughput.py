@@ -29,12 +29,8 @@ from _record import save
 from bnnbook import data, likelihoods, nets, priors
 
 
-def counted_flops(fn, params) -> float:
-    # XLA's count for the program compiled for the CPU: on GPU the matrix products become cuBLAS calls
-    # that the GPU's count leaves out, so the CPU count is the one that is the same everywhere.
-    cpu = jax.devices("cpu")[0]
-    with jax.default_device(cpu):
-        analysis = jax.jit(fn).lower(jax.device_put(params, cpu)).compile().cost_analysis()
+def xla_flops(compiled) -> float:
+    analysis = compiled.cost_analysis()
     if isinstance(analysis, (list, tuple)):  # older JAX returns one dict per device
         analysis = analysis[0]
     return float(analysis["flops"])
@@ -58,8 +54,14 @@ def main(argv=None) -> dict:
     def potential(w):
         return -(prior.log_prob(w) + likelihoods.categorical_log_likelihood(net.apply(w, images), labels))
 
-    flops = counted_flops(jax.value_and_grad(potential), params)
-    compiled = jax.jit(jax.value_and_grad(potential)).lower(params).compile()
+    gradient = jax.jit(jax.value_and_grad(potential))
+    compiled = gradient.lower(params).compile()
+    if jax.default_backend() == "cpu":
+        flops = xla_flops(compiled)
+    else:  # the GPU program's matrix products are cuBLAS calls its count leaves out: count a CPU compile
+        cpu = jax.devices("cpu")[0]
+        with jax.default_device(cpu):
+            flops = xla_flops(gradient.lower(jax.device_put(params, cpu)).compile())
     jax.block_until_ready(compiled(params))  # warm up
     times = []
     for _ in range(args.repeats):
