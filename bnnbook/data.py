@@ -1,9 +1,10 @@
 """Data sets of the book: MNIST, Fashion-MNIST, rendered letters, noise
-images and the 32-point sinusoid.
+images, the 32-point sinusoid, Neal's regression task and the silhouettes
+(children, spiders, and hairs to hang on either).
 
 Taught in chapter "Why Bayesian neural networks"; later chapters reuse it.
-Pure NumPy (plus Pillow and matplotlib's bundled fonts for letters), so both
-the JAX and the TensorFlow chapters can use it.
+Pure NumPy (plus Pillow, matplotlib's bundled fonts for letters and SciPy's
+ndimage for hairs), so both the JAX and the TensorFlow chapters can use it.
 
 Where the image files come from
 -------------------------------
@@ -552,13 +553,68 @@ def silhouettes(n: int, kind: str = "child", seed: int = 0,
     return images, heights
 
 
+def add_hairs(images, seed: int = 0, density: float = 0.35,
+              length: tuple[float, float] = (2.0, 6.0)) -> np.ndarray:
+    """Binary silhouettes with bristles: short one-pixel lines that stick out of the figure's edge.
+
+    A share ``density`` of the edge pixels (figure pixels with a background
+    neighbour), picked at random, each grows one hair of a length drawn
+    uniformly from ``length`` (pixels), pointing outwards (along the normal
+    of the smoothed outline, turned by up to about 30 degrees either way).
+    The figure itself is kept: hairs only add pixels, and every added pixel
+    lies within ``length[1] + 1`` pixels of the original figure.
+    ``images``: ``(n, H, W)`` or ``(H, W)``, 1 = figure; returns float32 of
+    the same shape. Deterministic for a ``seed``.
+
+    The source's spider is a *hairy* one: a texture no child has. Chapter
+    "Flipout" hangs hairs on spiders and on children to test whether a new
+    local texture, rather than a new shape, is what raises a mean-field
+    network's uncertainty.
+    """
+    from PIL import Image, ImageDraw
+    from scipy import ndimage
+
+    masks = np.asarray(images) > 0.5
+    single = masks.ndim == 2
+    if single:
+        masks = masks[None]
+    if masks.ndim != 3 or masks.size == 0:
+        raise ValueError(f"images has shape {np.shape(images)}; pass binary silhouettes of shape (n, H, W) "
+                         f"or (H, W), e.g. from silhouettes()")
+    if not 0.0 < density <= 1.0:
+        raise ValueError(f"density={density!r} must be in (0, 1]: the share of edge pixels that grow a hair")
+    shortest, longest = (float(v) for v in length)
+    if not 0.0 < shortest <= longest:
+        raise ValueError(f"length={length!r} must be (shortest, longest) in pixels with 0 < shortest <= "
+                         f"longest, e.g. (2.0, 6.0)")
+    rng = np.random.default_rng(seed)
+    hairy = np.zeros(masks.shape, np.float32)
+    for i, mask in enumerate(masks):
+        smooth = ndimage.gaussian_filter(mask.astype(np.float32), 1.5)
+        slope_y, slope_x = np.gradient(smooth)
+        edge_y, edge_x = np.nonzero(mask & ~ndimage.binary_erosion(mask))
+        chosen = rng.random(len(edge_y)) < density
+        turns = rng.uniform(-0.5, 0.5, size=len(edge_y))
+        lengths = rng.uniform(shortest, longest, size=len(edge_y))
+        canvas = Image.fromarray(mask.astype(np.uint8) * 255)
+        draw = ImageDraw.Draw(canvas)
+        for y, x, turn, hair in zip(edge_y[chosen], edge_x[chosen], turns[chosen], lengths[chosen]):
+            # Outwards is down the slope of the smoothed figure.
+            if np.hypot(slope_x[y, x], slope_y[y, x]) < 1e-6:
+                continue
+            angle = np.arctan2(-slope_y[y, x], -slope_x[y, x]) + turn
+            draw.line([x, y, x + hair * np.cos(angle), y + hair * np.sin(angle)], fill=255, width=1)
+        hairy[i] = np.asarray(canvas) > 127
+    return hairy[0] if single else hairy
+
+
 __all__ = [
     "DATASETS", "DATA_ENV", "DataNotFoundError", "ChecksumError", "data_dir", "fetch", "parse_idx",
     "Split", "ImageData", "load_images", "load_mnist", "load_fashion_mnist", "MNIST_CLASSES",
     "FASHION_CLASSES", "LETTER_FONTS", "render_letters", "letters_dataset", "uniform_noise",
     "PROBE_NAMES", "Probes", "ood_probes",
     "sinusoid", "sinusoid_mean", "neal_regression",
-    "SILHOUETTE_SIZE", "SILHOUETTE_KINDS", "silhouettes",
+    "SILHOUETTE_SIZE", "SILHOUETTE_KINDS", "silhouettes", "add_hairs",
 ]
 
 

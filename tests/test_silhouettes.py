@@ -60,3 +60,37 @@ def test_bad_input_raises_value_error_naming_the_argument():
         data.silhouettes(3, "cat")
     with pytest.raises(ValueError, match="scale_range="):
         data.silhouettes(3, scale_range=(0.5, 3.0))
+
+
+def test_hairs_only_add_pixels_near_the_figure_and_are_deterministic():
+    from scipy import ndimage
+
+    spiders, _ = data.silhouettes(6, "spider", seed=0)
+    hairy = data.add_hairs(spiders, seed=1, length=(2.0, 5.0))
+    assert hairy.shape == spiders.shape and hairy.dtype == np.float32
+    np.testing.assert_array_equal(hairy, data.add_hairs(spiders, seed=1, length=(2.0, 5.0)))
+    assert not np.array_equal(hairy, data.add_hairs(spiders, seed=2, length=(2.0, 5.0)))
+    for before, after in zip(spiders > 0.5, hairy > 0.5):
+        assert np.all(after[before])  # the figure is kept
+        added = after & ~before
+        assert added.sum() > 0.05 * before.sum()  # hairs were grown
+        distance = ndimage.distance_transform_edt(~before)
+        assert distance[added].max() <= 5.0 + 1.5  # and none reaches further than its longest hair
+
+
+def test_more_density_grows_more_hair_and_one_image_works_alone():
+    child, _ = data.silhouettes(1, "child", seed=0)
+    sparse = data.add_hairs(child, seed=0, density=0.1).sum()
+    dense = data.add_hairs(child, seed=0, density=0.8).sum()
+    assert child.sum() < sparse < dense
+    np.testing.assert_array_equal(data.add_hairs(child[0], seed=0), data.add_hairs(child, seed=0)[0])
+
+
+def test_add_hairs_rejects_bad_input_with_the_value_and_a_fix():
+    child, _ = data.silhouettes(1, "child", seed=0)
+    with pytest.raises(ValueError, match="density=0"):
+        data.add_hairs(child, density=0)
+    with pytest.raises(ValueError, match=r"length=\(3, 2\)"):
+        data.add_hairs(child, length=(3, 2))
+    with pytest.raises(ValueError, match="shape"):
+        data.add_hairs(np.zeros((2, 3, 4, 5)))
