@@ -92,3 +92,16 @@ def test_results_directory_from_environment(monkeypatch, tmp_path):
     assert runtime.results_dir() == tmp_path / "r"
     with pytest.raises(FileNotFoundError, match="run that chapter first"):
         runtime.load_results("nothing-here")
+
+
+def test_on_cpu_sets_the_default_device_only_inside_the_block():
+    import jax
+    import jax.numpy as jnp
+
+    cpu = jax.devices("cpu")[0]
+    before = jax.config.jax_default_device
+    with runtime.on_cpu():
+        assert jax.config.jax_default_device == cpu
+        assert jnp.ones(3).devices() == {cpu}
+        assert jax.jit(lambda x: 2 * x)(jnp.ones(3)).devices() == {cpu}
+    assert jax.config.jax_default_device == before
