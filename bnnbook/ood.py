@@ -206,7 +206,8 @@ def method_summary(test_draws, test_labels, probe_draws: dict, scores: tuple[str
     and strings, ready for ``run.save_results``::
 
         {"accuracy": ..., "nll": ..., "ece": ..., "num_draws": S, "num_test": n,
-         "letters": {"auroc": ..., "score": "mutual information", "fpr95": ...}, ...}
+         "letters": {"auroc": ..., "score": "mutual information", "fpr95": ...,
+                     "num_images": m}, ...}
 
     Taught in chapter "Rejecting out-of-distribution inputs"; the chapters
     "Flipout" and "Hamiltonian Monte Carlo" record their models' rows with it.
@@ -224,11 +225,13 @@ def method_summary(test_draws, test_labels, probe_draws: dict, scores: tuple[str
                  "num_draws": int(test.shape[0]), "num_test": int(test.shape[1])}
     test_scores = uncertainty_scores(test)
     for probe, draws in probe_draws.items():
-        probe_scores = uncertainty_scores(_as_draws(draws, f"probe_draws[{probe!r}]"))
+        probe_array = _as_draws(draws, f"probe_draws[{probe!r}]")
+        probe_scores = uncertainty_scores(probe_array)
         aurocs = {name: metrics.auroc(test_scores[name], probe_scores[name]) for name in candidates}
         best = max(candidates, key=aurocs.get)
         row[probe] = {"auroc": aurocs[best], "score": best,
-                      "fpr95": metrics.fpr_at_tpr(test_scores[best], probe_scores[best])}
+                      "fpr95": metrics.fpr_at_tpr(test_scores[best], probe_scores[best]),
+                      "num_images": int(probe_array.shape[1])}
     return row
 
 

@@ -98,8 +98,9 @@ def _agreeing_and_disagreeing_draws(rng, num_draws=8, n=200, classes=10):
 def test_method_summary_picks_the_score_that_separates_and_reports_it():
     rng = np.random.default_rng(0)
     test, labels, probe = _agreeing_and_disagreeing_draws(rng)
-    row = ood.method_summary(test, labels, {"disagreeing probe": probe})
+    row = ood.method_summary(test, labels, {"disagreeing probe": probe, "few": probe[:, :30]})
     assert row["accuracy"] == 1.0 and row["num_draws"] == 8 and row["num_test"] == 200
+    assert row["disagreeing probe"]["num_images"] == 200 and row["few"]["num_images"] == 30
     assert row["nll"] == pytest.approx(-np.log(0.91))
     # The draws disagree on the probe and agree on the digits: a perfect separation, no false positives.
     assert row["disagreeing probe"]["auroc"] == pytest.approx(1.0)
