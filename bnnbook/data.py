@@ -224,6 +224,8 @@ def load_images(dataset: str = "mnist", *, validation_size: int = 5000, train_si
     seeded shuffle of the training images (60,000) form the validation split;
     ``train_size``/``test_size`` keep only the first images of the train/test
     splits (for quick runs). ``flatten`` returns rows of 784 pixels.
+
+    Taught in chapter "Why Bayesian neural networks".
     """
     spec = _dataset_spec(dataset)
     if validation_size < 0:
@@ -263,12 +265,18 @@ def load_images(dataset: str = "mnist", *, validation_size: int = 5000, train_si
 
 
 def load_mnist(**kwargs) -> ImageData:
-    """MNIST digits; see :func:`load_images` for the arguments."""
+    """MNIST digits; see :func:`load_images` for the arguments.
+
+    Taught in chapter "Why Bayesian neural networks".
+    """
     return load_images("mnist", **kwargs)
 
 
 def load_fashion_mnist(**kwargs) -> ImageData:
-    """Fashion-MNIST clothes; see :func:`load_images` for the arguments."""
+    """Fashion-MNIST clothes; see :func:`load_images` for the arguments.
+
+    Taught in chapter "Why Bayesian neural networks".
+    """
     return load_images("fashion_mnist", **kwargs)
 
 
@@ -326,6 +334,8 @@ def render_letters(letters: str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", fonts: Sequence[
     pixels at the 112-pixel rendering). Deterministic: no randomness at all.
     Returns ``(images, labels)`` with images of shape ``(n, 28, 28)`` and the
     letter of each image.
+
+    Taught in chapter "Why Bayesian neural networks".
     """
     from PIL import Image, ImageDraw, ImageFont
 
@@ -355,7 +365,10 @@ def render_letters(letters: str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", fonts: Sequence[
 def letters_dataset(size: str = "standard") -> tuple[np.ndarray, list[str]]:
     """The book's letter set: A-Z in 12 DejaVu styles; ``"standard"`` adds
     rotations of -10/+10 degrees and a thicker stroke (26 x 12 x 3 x 2 = 1,872
-    images), ``"small"`` is upright only (312 images)."""
+    images), ``"small"`` is upright only (312 images).
+
+    Taught in chapter "Why Bayesian neural networks".
+    """
     if size == "small":
         return render_letters()
     if size == "standard":
@@ -364,7 +377,10 @@ def letters_dataset(size: str = "standard") -> tuple[np.ndarray, list[str]]:
 
 
 def uniform_noise(n: int, seed: int = 0, shape: tuple[int, ...] = (28, 28)) -> np.ndarray:
-    """``n`` images of i.i.d. Uniform(0, 1) pixels (float32)."""
+    """``n`` images of i.i.d. Uniform(0, 1) pixels (float32).
+
+    Taught in chapter "Why Bayesian neural networks".
+    """
     check_count("n", n, hint="the number of noise images, e.g. 2000")
     return np.random.default_rng(seed).uniform(0.0, 1.0, size=(n, *shape)).astype(np.float32)
 
@@ -416,6 +432,8 @@ def sinusoid(n: int = 32, noise_std: float = 1.0, seed: int = 0, low: float = -0
     ``x ~ Uniform(low, high)`` (default [-0.5, 0.5]), Gaussian noise of standard
     deviation ``noise_std``. Returns float32 arrays ``x`` and ``y`` of shape
     ``(n, 1)``, sorted by ``x``.
+
+    Taught in chapter "Why Bayesian neural networks".
     """
     check_count("n", n, hint="the number of points, e.g. 32")
     if noise_std < 0:
@@ -427,7 +445,10 @@ def sinusoid(n: int = 32, noise_std: float = 1.0, seed: int = 0, low: float = -0
 
 
 def sinusoid_mean(x: np.ndarray) -> np.ndarray:
-    """The noise-free function of :func:`sinusoid`: ``10 sin(2 pi x)``."""
+    """The noise-free function of :func:`sinusoid`: ``10 sin(2 pi x)``.
+
+    Taught in chapter "Why Bayesian neural networks".
+    """
     return 10.0 * np.sin(2.0 * np.pi * np.asarray(x))
 
 

@@ -251,7 +251,10 @@ def leapfrog(potential_fn: Callable[[PyTree], jax.Array], position: PyTree, mome
 
 
 class HMCState(NamedTuple):
-    """One chain's position with its (tempered) potential energy and gradient."""
+    """One chain's position with its (tempered) potential energy and gradient.
+
+    Taught in chapter "Hamiltonian Monte Carlo for Bayesian neural networks".
+    """
 
     position: PyTree
     potential: jax.Array
@@ -259,7 +262,10 @@ class HMCState(NamedTuple):
 
 
 class HMCInfo(NamedTuple):
-    """What one HMC transition did."""
+    """What one HMC transition did.
+
+    Taught in chapter "Hamiltonian Monte Carlo for Bayesian neural networks".
+    """
 
     accept_prob: jax.Array  # min(1, exp(-ΔH)); 0 for a divergent or non-finite proposal
     accepted: jax.Array
@@ -298,7 +304,10 @@ def hmc_step(key: jax.Array, state: HMCState, value_and_grad: Callable, step_siz
 
 
 class DualAveragingState(NamedTuple):
-    """State of the dual-averaging step-size adaptation."""
+    """State of the dual-averaging step-size adaptation.
+
+    Taught in chapter "Hamiltonian Monte Carlo for Bayesian neural networks".
+    """
 
     log_step: jax.Array  # the step size used next (log)
     log_step_avg: jax.Array  # the averaged iterate: the step size kept after warm-up (log)
@@ -417,6 +426,8 @@ class HMCResult:
         final_position: the last position of each chain (to continue sampling).
         num_grad_evals: gradient evaluations of the whole run, all chains.
         seconds: wall-clock time of the run (compilation included).
+
+    Taught in chapter "Hamiltonian Monte Carlo for Bayesian neural networks".
     """
 
     samples: PyTree

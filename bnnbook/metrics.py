@@ -35,21 +35,30 @@ def _check_labels(labels, n: int, num_classes: int) -> np.ndarray:
 
 
 def accuracy(probs, labels) -> float:
-    """Share of rows whose most probable class is the label."""
+    """Share of rows whose most probable class is the label.
+
+    Taught in chapter "Why Bayesian neural networks".
+    """
     probs = _check_probs(probs)
     labels = _check_labels(labels, probs.shape[0], probs.shape[1])
     return float(np.mean(np.argmax(probs, -1) == labels))
 
 
 def nll(probs, labels, eps: float = 1e-12) -> float:
-    """Mean negative log-likelihood (natural log) of the labels, in nats."""
+    """Mean negative log-likelihood (natural log) of the labels, in nats.
+
+    Taught in chapter "Why Bayesian neural networks".
+    """
     probs = _check_probs(probs)
     labels = _check_labels(labels, probs.shape[0], probs.shape[1])
     return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], eps, 1.0))))
 
 
 def max_probability(probs) -> np.ndarray:
-    """The confidence of each prediction: the largest class probability."""
+    """The confidence of each prediction: the largest class probability.
+
+    Taught in chapter "Why Bayesian neural networks".
+    """
     return _check_probs(probs).max(-1)
 
 

@@ -17,6 +17,8 @@ def mlp(hidden_sizes: Sequence[int], output_size: int, activation: Callable = ja
     """A transformed Haiku MLP ``x -> logits`` (inputs are flattened first).
 
     ``hidden_sizes`` e.g. ``(256, 256)``; the output layer is linear.
+
+    Taught in chapter "Why Bayesian neural networks".
     """
     if output_size < 1 or any(h < 1 for h in hidden_sizes):
         raise ValueError(f"layer sizes must be >= 1, got hidden_sizes={tuple(hidden_sizes)}, output_size={output_size}")
@@ -29,7 +31,10 @@ def mlp(hidden_sizes: Sequence[int], output_size: int, activation: Callable = ja
 
 
 def count_params(params) -> int:
-    """Number of scalars in a parameter tree."""
+    """Number of scalars in a parameter tree.
+
+    Taught in chapter "MLE and MAP".
+    """
     return sum(int(leaf.size) for leaf in jax.tree_util.tree_leaves(params))
 
 

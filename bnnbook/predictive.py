@@ -116,7 +116,8 @@ def variational_outputs(apply_fn: ApplyFn, q: dict, inputs, key: jax.Array, num_
 
     ``apply_fn(w, inputs) -> outputs`` (e.g. ``net.apply``); the draws are
     those of ``vi.sample(q, key, num_draws)``, all computed in one jitted
-    ``jax.vmap`` (compiled once per ``apply_fn`` object and ``num_draws``).
+    ``jax.vmap`` (in cache-sized blocks of draws on a CPU; compiled once per
+    ``apply_fn`` object and ``num_draws``).
 
     Taught in chapter "The reparameterization trick and Bayes by Backprop".
     """
@@ -158,7 +159,7 @@ def variational_predictive(apply_fn: ApplyFn, q: dict, inputs, key: jax.Array, n
     ``mean`` and ``std`` have shape ``(n, outputs)``, ``draws`` has shape
     ``(num_draws, n, outputs)``; ``std`` is the epistemic spread of the
     network's output (add the noise variance for the spread of new ``y``).
-    One jitted ``jax.vmap`` over ``num_draws`` weight draws.
+    One jitted ``jax.vmap`` over ``num_draws`` weight draws (in blocks on a CPU).
 
     Taught in chapter "The reparameterization trick and Bayes by Backprop".
     """

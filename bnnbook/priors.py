@@ -246,7 +246,8 @@ class Laplace(_Prior):
     """Independent ``Laplace(mean, scale)`` prior on every weight.
 
     MAP with this prior is an L1 penalty with strength ``1 / scale``
-    (:func:`weight_decay_strength`); it pushes weights to exactly zero.
+    (:func:`weight_decay_strength`); its exact MAP has weights at exactly zero
+    (a gradient optimiser such as Adam only gets them near zero).
     Taught in chapter "MLE and MAP".
     """
 

@@ -91,6 +91,8 @@ def fit(loss_fn: LossFn, params: Any, optimizer: optax.GradientTransformation, d
         opt_state: optimizer state to resume from.
         desc: progress-bar label.
         progress: show the tqdm progress bar.
+
+    Taught in chapter "Why Bayesian neural networks".
     """
     if num_steps < 1:
         raise ValueError(f"num_steps={num_steps} must be >= 1")
@@ -170,7 +172,10 @@ def fit(loss_fn: LossFn, params: Any, optimizer: optax.GradientTransformation, d
 
 
 def smooth(values: np.ndarray, window: int = 50) -> np.ndarray:
-    """Running mean over ``window`` steps (for plotting noisy losses)."""
+    """Running mean over ``window`` steps (for plotting noisy losses).
+
+    Taught in chapter "Why Bayesian neural networks".
+    """
     values = np.asarray(values, dtype=float)
     if window < 1:
         raise ValueError(f"window={window} must be >= 1")

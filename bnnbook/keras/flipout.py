@@ -14,8 +14,9 @@ minibatch the loss is the free energy per example,
     mean_n[-log p(y_n | x_n, w)] + KL(q || p) / N.
 
 :func:`train` runs that loss with Adam in a compiled ``tf.function`` step,
-:func:`predictive_draws` gives the outputs of ``num_draws`` networks (each
-call of the model samples fresh weights) in one compiled ``tf.map_fn``, and
+:func:`predictive_draws` gives ``num_draws`` posterior draws of every output
+(each call of the model samples fresh weight noise) in one compiled
+``tf.map_fn``, and
 :func:`posterior_stats` reads the posterior means and standard deviations of
 every layer.
 """
@@ -71,7 +72,7 @@ def _flipout_layers(num_train: int, init_untransformed_scale: float):
 def bayesian_lenet5(num_train: int, num_classes: int = 10, init_untransformed_scale: float = -6.0,
                     seed: int = 0) -> keras.Sequential:
     """LeNet-5 of Flipout layers: conv 6 (5x5, same), pool, conv 16 (5x5, valid), pool, conv 120 (5x5,
-    valid: a 1x1 map), dense 84, dense ``num_classes``; ReLU activations, about 62,000 kernel weights.
+    valid: a 1x1 map), dense 84, dense ``num_classes``; ReLU activations, about 61,500 kernel weights.
 
     Args:
         num_train: training-set size ``N``; each layer's KL is divided by it.
@@ -196,9 +197,13 @@ def predictive_draws(model: keras.Model, inputs, num_draws: int = 50, batch_size
                      softmax: bool = False) -> np.ndarray:
     """Outputs of ``num_draws`` weight draws: shape ``(num_draws, n, outputs)``.
 
-    Every model call samples new weights (Flipout layers draw fresh noise),
-    so draw ``s`` is one network applied to a chunk of ``batch_size``
-    inputs; all draws of a chunk run in one compiled ``tf.map_fn``.
+    Every model call samples new weight noise, so for each input, draw ``s``
+    is an exact draw from the posterior predictive. With Flipout layers the
+    inputs of one call do not share one weight sample (each gets its own
+    signs), so draw ``s`` is not one network across inputs; per-input
+    statistics (mean, spread, entropy, mutual information) are unaffected.
+    All draws of a chunk of ``batch_size`` inputs run in one compiled
+    ``tf.map_fn``.
     ``softmax=True`` returns class probabilities instead of logits.
 
     Taught in chapter "Flipout".

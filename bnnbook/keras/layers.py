@@ -114,7 +114,7 @@ class DenseVariational(keras.layers.Layer):
         activation: Keras activation of the output.
         init_rho: initial ``rho`` of every weight (scale ``softplus(init_rho)``).
         mean_init_std: standard deviation of the initial means (default: the
-            prior's standard deviation, as Bayes by Backprop suggests).
+            prior's standard deviation).
 
     The layer adds its complexity cost with ``add_loss`` at every call and
     records the last value as ``self.last_kl``.
