@@ -46,7 +46,8 @@ def test_start_rejects_bad_arguments():
 
 
 def test_import_bnnbook_loads_neither_jax_nor_tensorflow():
-    code = ("import sys, bnnbook, bnnbook.data, bnnbook.metrics, bnnbook.runtime;"
+    code = ("import sys, bnnbook, bnnbook.data, bnnbook.metrics, bnnbook.ood, bnnbook.results, bnnbook.plots, "
+            "bnnbook.runtime;"
             "print(any(m in sys.modules for m in ('jax', 'tensorflow')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
