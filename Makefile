@@ -25,16 +25,20 @@ export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup book check-book time-chapters test unit nbval execute bench bench-gpu clean help
+.PHONY: setup book check-book time-chapters test unit execute bench bench-gpu clean help
 
 help:
 	@echo "make book      build the HTML book into _build/html"
 	@echo "make test      unit tests + every chapter in the quick profile (nbval)"
-	@echo "make execute   re-run chapters in place: CHAPTER=chapters/NN.ipynb PROFILE=quick|full"
-	@echo "make check-book  build the book, then check links, offline assets and (with chromium) rendering"
+	@echo "make unit      unit tests only"
+	@echo "make execute   re-run chapters in place: CHAPTER=chapters/NN.ipynb PROFILE=quick|full (default full)"
+	@echo "make check-book  build the book, then check links, offline assets and rendering (needs chromium;"
+	@echo "               CHECK_BOOK_FLAGS=--no-browser skips the rendering check)"
+	@echo "make time-chapters  time every chapter in the quick profile, stored outputs untouched"
 	@echo "make bench     run every bench/ script on this machine; figures go to results/bench.json"
 	@echo "make bench-gpu on a GPU machine: every benchmark's GPU figure and full-profile times of the JAX chapters"
 	@echo "make setup     only create .venv with the locked dependencies"
+	@echo "make clean     remove _build and the vendored MathJax"
 
 $(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,8 +55,9 @@ book: $(STAMP)
 	@echo "open _build/html/index.html"
 
 # Links, offline assets, and (with Debian's chromium) formulas and figures as a reader sees them.
+CHECK_BOOK_FLAGS ?=
 check-book: book
-	$(BIN)/python tools/check_book.py _build/html
+	$(BIN)/python tools/check_book.py _build/html $(CHECK_BOOK_FLAGS)
 
 # Every benchmark script; each prints its figure and merges it into results/bench.json.
 BENCHES := $(sort $(wildcard bench/bench_*.py))

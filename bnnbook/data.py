@@ -57,7 +57,7 @@ DATASETS = {
     "fashion_mnist": {
         "folder": "fashion-mnist",
         "mirrors": (
-            "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+            # S3 website endpoints serve plain HTTP only (no HTTPS); the checksums guard the download.
             "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
         ),
         "files": {
@@ -587,10 +587,12 @@ def add_hairs(images, seed: int = 0, density: float = 0.35,
     ``images``: ``(n, H, W)`` or ``(H, W)``, 1 = figure; returns float32 of
     the same shape. Deterministic for a ``seed``.
 
-    The source's spider is a *hairy* one: a texture no child has. Chapter
-    "Flipout" hangs hairs on spiders and on children to test whether a new
+    The source's spider is a *hairy* one: a texture no child has. The
+    chapter hangs hairs on spiders and on children to test whether a new
     local texture, rather than a new shape, is what raises a mean-field
     network's uncertainty.
+
+    Taught in chapter "Flipout".
     """
     from PIL import Image, ImageDraw
     from scipy import ndimage
