@@ -793,6 +793,14 @@ def stack_chains(positions) -> PyTree:
     return _tmap(lambda *leaves: jnp.stack(leaves), *positions)
 
 
+@jax.jit
+def _ess_and_rhat(draws):
+    # Module level, so each shape compiles once per session rather than on every call.
+    from blackjax import diagnostics
+    return (diagnostics.effective_sample_size(draws, chain_axis=0, sample_axis=1),
+            diagnostics.rhat(draws, chain_axis=0, sample_axis=1))
+
+
 def chain_diagnostics(draws) -> dict[str, np.ndarray]:
     """Effective sample size and split R-hat of draws shaped ``(chains, draws, ...)``.
 
@@ -803,20 +811,13 @@ def chain_diagnostics(draws) -> dict[str, np.ndarray]:
     R-hat of Vehtari et al. (2021). Each has the shape of one draw.
     """
     try:
-        from blackjax import diagnostics
+        import blackjax.diagnostics  # noqa: F401
     except ImportError as exc:  # pragma: no cover
         raise ImportError("chain_diagnostics needs blackjax (pip install blackjax)") from exc
     draws = jnp.asarray(draws)
     if draws.ndim < 2 or draws.shape[0] < 2 or draws.shape[1] < 4:
         raise ValueError(f"draws has shape {draws.shape}; it needs (chains >= 2, draws >= 4, ...)")
-
-    # One compiled program (per shape) instead of hundreds of small eager ones.
-    @jax.jit
-    def both(x):
-        return (diagnostics.effective_sample_size(x, chain_axis=0, sample_axis=1),
-                diagnostics.rhat(x, chain_axis=0, sample_axis=1))
-
-    ess, rhat = both(draws)
+    ess, rhat = _ess_and_rhat(draws)
     return {"ess": np.asarray(ess), "rhat": np.asarray(rhat)}
 
 
