@@ -86,6 +86,15 @@ def _check_num_samples(num_samples: Any) -> int:
     return check_count("num_samples", num_samples, hint="the number of Monte Carlo draws of w ~ q, e.g. 1")
 
 
+def _per_draw(values, num_samples: int, what: str) -> jax.Array:
+    """``values``, one scalar per weight draw; a wrong shape means the function summed nothing up."""
+    if jnp.shape(values) != (num_samples,):
+        raise ValueError(f"{what} returned shape {jnp.shape(values)[1:]} per weight draw; it must return one "
+                         f"scalar per draw (a likelihood summed over the examples, e.g. reduction='sum' in "
+                         f"bnnbook.likelihoods)")
+    return values
+
+
 def _check_q(q: Any) -> str:
     """Return the scale key of ``q`` ("rho" or "log_var") after checking its shape."""
     if not isinstance(q, dict) or "mean" not in q:
@@ -245,8 +254,13 @@ def log_prob(q, w) -> jax.Array:
         return jnp.sum(-0.5 * z * z - log_s - 0.5 * _LOG_2PI)
 
     treedef = jax.tree_util.tree_structure(q["mean"])
-    terms = [leaf(*args) for args in zip(treedef.flatten_up_to(q["mean"]), treedef.flatten_up_to(scale),
-                                         treedef.flatten_up_to(log_scale), treedef.flatten_up_to(w))]
+    means, weights = treedef.flatten_up_to(q["mean"]), treedef.flatten_up_to(w)
+    for m, x in zip(means, weights):
+        if jnp.shape(x) != jnp.shape(m):
+            raise ValueError(f"w has a leaf of shape {jnp.shape(x)} where q['mean'] has {jnp.shape(m)}; pass one "
+                             f"weight tree (for a stack of draws, jax.vmap(lambda w: log_prob(q, w)))")
+    terms = [leaf(*args) for args in zip(means, treedef.flatten_up_to(scale), treedef.flatten_up_to(log_scale),
+                                         weights)]
     return sum(terms)
 
 
@@ -324,7 +338,8 @@ def monte_carlo_kl(q, prior, key: jax.Array, num_samples: int = 1) -> jax.Array:
     num_samples = _check_num_samples(num_samples)
     prior_log_prob = _prior_log_prob(prior)
     draws = sample(q, key, num_samples)
-    return jnp.mean(jax.vmap(lambda w: log_prob(q, w) - prior_log_prob(w))(draws))
+    return jnp.mean(_per_draw(jax.vmap(lambda w: log_prob(q, w) - prior_log_prob(w))(draws), num_samples,
+                              "the prior's log density"))
 
 
 def kl_divergence(q, prior, key: jax.Array | None = None, num_samples: int = 1) -> jax.Array:
@@ -439,10 +454,11 @@ def free_energy(q, log_likelihood_fn: Callable[[Any], jax.Array], prior, key: ja
                          f"use kl='monte_carlo' or kl='auto'")
     _check_q(q)
     draws = sample(q, key, num_samples)
-    expected_ll = jnp.mean(jax.vmap(log_likelihood_fn)(draws))
+    expected_ll = jnp.mean(_per_draw(jax.vmap(log_likelihood_fn)(draws), num_samples, "log_likelihood_fn"))
     if kl == "monte_carlo" or (kl == "auto" and not _is_gaussian(prior)):
         prior_log_prob = _prior_log_prob(prior)
-        kl_value = jnp.mean(jax.vmap(lambda w: log_prob(q, w) - prior_log_prob(w))(draws))
+        kl_value = jnp.mean(_per_draw(jax.vmap(lambda w: log_prob(q, w) - prior_log_prob(w))(draws),
+                                      num_samples, "the prior's log density"))
     else:
         kl_value = closed_form_kl(q, prior)
     complexity = beta * kl_weight * kl_value
@@ -530,7 +546,7 @@ def reparameterized_gradient(f: Callable[[Any], jax.Array], q, key: jax.Array, n
     num_samples = _check_num_samples(num_samples)
 
     def objective(q):
-        return jnp.mean(jax.vmap(f)(sample(q, key, num_samples)))
+        return jnp.mean(_per_draw(jax.vmap(f)(sample(q, key, num_samples)), num_samples, "f"))
 
     return jax.grad(objective)(q)
 
@@ -554,7 +570,7 @@ def score_function_gradient(f: Callable[[Any], jax.Array], q, key: jax.Array, nu
         raise ValueError(f"baseline=True needs num_samples >= 2 (the baseline of one draw is the mean of the "
                          f"others); got num_samples={num_samples}")
     draws = jax.lax.stop_gradient(sample(q, key, num_samples))
-    values = jax.lax.stop_gradient(jax.vmap(f)(draws))
+    values = jax.lax.stop_gradient(_per_draw(jax.vmap(f)(draws), num_samples, "f"))
     if baseline:
         values = values - (jnp.sum(values) - values) / (num_samples - 1)
 

@@ -104,6 +104,9 @@ def test_quadrature_kl_matches_closed_form_and_integration_for_the_scale_mixture
     q = {name: {"leaf0": tree["leaf0"][:2], "leaf1": tree["leaf1"]} for name, tree in q.items()}
     gaussian = priors.Gaussian(0.9, mean=-0.1)
     assert float(vi.quadrature_kl(q, gaussian)) == pytest.approx(float(vi.closed_form_kl(q, gaussian)), rel=1e-5)
+    # in chunks smaller than the tree (a remainder chunk included) it is the same sum
+    assert float(vi.quadrature_kl(q, gaussian, chunk_size=4)) == pytest.approx(
+        float(vi.closed_form_kl(q, gaussian)), rel=1e-5)
     mixture = priors.ScaleMixture(0.3, 1.0, 0.05)
     means, scales = _flat(q["mean"]), _flat(vi.stddev(q))
     numeric = 0.0
@@ -412,3 +415,29 @@ def test_pruning_removes_the_lowest_signal_to_noise_weights():
         vi.prune_by_signal_to_noise(q, 1.0)
     with pytest.raises(ValueError, match="num_samples"):
         vi.score_function_gradient(lambda w: 0.0, q, jax.random.key(0), 1, baseline=True)
+
+
+def test_a_per_example_log_likelihood_is_refused_not_averaged_into_the_kl():
+    # A vector of per-example terms would be averaged with the draws, shrinking the likelihood N-fold.
+    q = _random_q(3)
+    x = np.random.default_rng(3).normal(size=(50, 4)).astype(np.float32)
+    labels = np.zeros(50, np.int32)
+
+    def per_example(w):
+        return likelihoods.categorical_log_likelihood(x @ w["leaf0"], labels, "none")
+
+    with pytest.raises(ValueError, match=r"returned shape \(50,\) per weight draw.*reduction='sum'"):
+        vi.free_energy(q, per_example, priors.Gaussian(1.0), jax.random.key(0), num_samples=2)
+    summed = vi.free_energy(q, lambda w: jnp.sum(per_example(w)), priors.Gaussian(1.0), jax.random.key(0))
+    assert np.isfinite(float(summed[0]))
+    with pytest.raises(ValueError, match="per weight draw"):
+        vi.reparameterized_gradient(lambda w: w["leaf1"], q, jax.random.key(0), num_samples=3)
+
+
+def test_log_prob_refuses_a_stack_of_draws():
+    q = _random_q(4)
+    draws = vi.sample(q, jax.random.key(1), 5)
+    with pytest.raises(ValueError, match="jax.vmap"):
+        vi.log_prob(q, draws)
+    one_by_one = [float(vi.log_prob(q, jax.tree_util.tree_map(lambda d: d[s], draws))) for s in range(5)]
+    np.testing.assert_allclose(jax.vmap(lambda w: vi.log_prob(q, w))(draws), one_by_one, rtol=1e-5)
