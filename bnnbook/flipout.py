@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from bnnbook import layers, predictive
+from bnnbook import layers, likelihoods, predictive
 from bnnbook._checks import check_count
 
 #: The two gradient estimators every network here can be built with, ``"shared"`` (one weight draw for
@@ -220,8 +220,7 @@ def free_energy_loss(net: hk.Transformed, num_examples: int, likelihood: str = "
         inputs, targets = batch
         outputs = net.apply(params, key, inputs)
         if likelihood == "categorical":
-            log_probs = jax.nn.log_softmax(outputs)
-            nll = -jnp.mean(jnp.take_along_axis(log_probs, targets[:, None].astype(jnp.int32), axis=1))
+            nll = -jnp.mean(likelihoods._label_log_probs(jax.nn.log_softmax(outputs), targets.astype(jnp.int32)))
         else:
             residual = (outputs.reshape(targets.shape[0], -1)[:, 0] - targets.reshape(-1)) / noise_std
             nll = jnp.mean(0.5 * residual ** 2) + jnp.log(noise_std) + 0.5 * jnp.log(2 * jnp.pi)

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bnnbook import priors
 from bnnbook._checks import check_count
 from bnnbook.priors import _check_positive
 
@@ -105,9 +106,28 @@ def categorical_log_likelihood(logits, labels, reduction: str = "sum"):
                          f"have shape logits.shape[:-1] = {logits.shape[:-1]} (integer class indices, not one-hot)")
     if not jnp.issubdtype(labels.dtype, jnp.integer):
         raise ValueError(f"labels has dtype {labels.dtype}; pass integer class indices")
-    log_probs = jax.nn.log_softmax(logits, axis=-1)
-    picked = jnp.take_along_axis(log_probs, labels[..., None], axis=-1)[..., 0]
-    return _reduce(picked, reduction)
+    return _reduce(_label_log_probs(jax.nn.log_softmax(logits, axis=-1), labels), reduction)
+
+
+def _label_log_probs(log_probs, labels):
+    """``log_probs[..., label]`` for integer ``labels`` of shape ``log_probs.shape[:-1]``.
+
+    A label outside ``[0, classes)`` raises a ValueError when the labels are
+    concrete; inside ``jax.jit`` it gives NaN (never a silently wrapped class),
+    which :func:`bnnbook.train.fit`'s NaN guard then reports.
+
+    Taught in chapter "MLE and MAP".
+    """
+    num_classes = log_probs.shape[-1]
+    if priors._is_concrete(labels) and jnp.size(labels):
+        # NumPy, not jnp: inside a trace jnp would stage even a concrete array's min into the program.
+        low, high = int(np.min(np.asarray(labels))), int(np.max(np.asarray(labels)))
+        if low < 0 or high >= num_classes:
+            raise ValueError(f"labels range over [{low}, {high}] but there are {num_classes} classes; "
+                             f"labels must be class indices in [0, {num_classes})")
+    valid = (labels >= 0) & (labels < num_classes)
+    picked = jnp.take_along_axis(log_probs, jnp.clip(labels, 0, num_classes - 1)[..., None], axis=-1)[..., 0]
+    return jnp.where(valid, picked, jnp.nan)
 
 
 def _likelihood_fn(likelihood, noise_std):

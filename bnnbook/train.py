@@ -83,7 +83,9 @@ def fit(loss_fn: LossFn, params: Any, optimizer: optax.GradientTransformation, d
         optimizer: an optax gradient transformation.
         data: a pytree of arrays sharing the leading dimension (examples).
         num_steps: number of optimisation steps.
-        key: PRNG key; step ``t`` gets ``fold_in(key, t)``.
+        key: PRNG key, split into ``data_key, step_key = jax.random.split(key)``:
+            epoch ``e`` shuffles with ``fold_in(data_key, e)`` and step ``t``'s
+            ``loss_fn`` gets ``fold_in(step_key, t)``.
         batch_size: minibatch size (``None``: full batch). Each epoch draws a
             new permutation; the last incomplete batch of an epoch is skipped.
         num_updates: how often the progress bar (and ``eval_fn``) is updated.
@@ -155,7 +157,8 @@ def fit(loss_fn: LossFn, params: Any, optimizer: optax.GradientTransformation, d
                 values = ", ".join(f"{k}={float(records[k][first]):.4g}" for k in records)
                 raise NonFiniteError(
                     f"non-finite value at step {start + first}: {', '.join(terms)} "
-                    f"({values}). Lower the learning rate, check the data for NaN, or check "
+                    f"({values}). Lower the learning rate, check the data for NaN (and class labels for "
+                    f"values outside [0, classes)), or check "
                     f"the term named above; .params holds the last finite parameters (step {start}).",
                     step=int(start + first), terms=terms, params=before, history=history)
             postfix = {"loss": f"{float(np.mean(records['loss'])):.4g}"}

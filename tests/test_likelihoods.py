@@ -156,3 +156,14 @@ def test_map_loss_checks_output_and_target_shapes():
     logits_fn = L.map_loss(lambda p, x: x @ p["w"], "categorical", num_examples=5)
     with pytest.raises(ValueError, match="targets"):
         logits_fn({"w": jnp.zeros((3, 4))}, (x, np.zeros((5, 4), np.int32)))
+
+
+def test_labels_outside_the_classes_are_refused_or_nan_never_wrapped():
+    logits = jnp.asarray([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]])
+    for bad in ([-1, 0], [3, 0]):
+        with pytest.raises(ValueError, match=r"\[0, 3\)"):
+            L.categorical_log_likelihood(logits, np.array(bad))
+        # under jit the range cannot be checked: the bad example's term is NaN, not another class's
+        traced = jax.jit(lambda y: L.categorical_log_likelihood(logits, y, "none"))(jnp.asarray(bad))
+        assert np.isnan(float(traced[0])) and float(traced[1]) == pytest.approx(
+            float(jax.nn.log_softmax(logits[1])[0]), rel=1e-6)
