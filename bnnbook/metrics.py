@@ -25,8 +25,19 @@ def _check_probs(probs, name: str = "probs", atol: float = 1e-3) -> np.ndarray:
     return probs
 
 
+def _check_prob_matrix(probs) -> np.ndarray:
+    """``probs`` of shape ``(n, classes)``: one distribution per example, not a stack of draws."""
+    probs = _check_probs(probs)
+    if probs.ndim != 2:
+        raise ValueError(f"probs must have shape (n, classes); got {probs.shape}. For a stack of predictive "
+                         f"draws (num_draws, n, classes) pass their mean, probs.mean(0)")
+    return probs
+
+
 def _check_labels(labels, n: int, num_classes: int) -> np.ndarray:
     labels = np.asarray(labels)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels has dtype {labels.dtype}; pass integer class indices (e.g. labels.astype(int))")
     if labels.shape != (n,):
         raise ValueError(f"labels must have shape ({n},) to match probs; got {labels.shape}")
     if labels.min() < 0 or labels.max() >= num_classes:
@@ -39,7 +50,7 @@ def accuracy(probs, labels) -> float:
 
     Taught in chapter "Why Bayesian neural networks".
     """
-    probs = _check_probs(probs)
+    probs = _check_prob_matrix(probs)
     labels = _check_labels(labels, probs.shape[0], probs.shape[1])
     return float(np.mean(np.argmax(probs, -1) == labels))
 
@@ -49,7 +60,7 @@ def nll(probs, labels, eps: float = 1e-12) -> float:
 
     Taught in chapter "Why Bayesian neural networks".
     """
-    probs = _check_probs(probs)
+    probs = _check_prob_matrix(probs)
     labels = _check_labels(labels, probs.shape[0], probs.shape[1])
     return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], eps, 1.0))))
 
@@ -75,8 +86,9 @@ def reliability_bins(probs, labels, num_bins: int = 15) -> dict[str, np.ndarray]
     """Confidence against accuracy in ``num_bins`` equal-width bins of confidence.
 
     The confidence of a prediction is its largest probability; the bins split
-    ``[0, 1]`` into equal widths (a confidence on an edge goes to the bin above;
-    1.0 to the last). Returns ``{"edges", "confidence", "accuracy", "count"}``:
+    ``[0, 1]`` into equal widths: bin ``k`` holds the confidences ``c`` with
+    ``floor(c * num_bins) = k``, so one on an edge goes to the bin above, and
+    1.0 to the last. Returns ``{"edges", "confidence", "accuracy", "count"}``:
     the ``num_bins + 1`` edges, and per bin the mean confidence, the accuracy
     and the number of predictions (empty bins hold NaN and count 0). Plotting
     ``accuracy`` against ``confidence`` gives the reliability diagram; a
@@ -84,13 +96,15 @@ def reliability_bins(probs, labels, num_bins: int = 15) -> dict[str, np.ndarray]
 
     Taught in chapter "Rejecting out-of-distribution inputs".
     """
-    probs = _check_probs(probs)
+    probs = _check_prob_matrix(probs)
     labels = _check_labels(labels, probs.shape[0], probs.shape[1])
     num_bins = _check_num_bins(num_bins)
     confidence = probs.max(-1)
     correct = (probs.argmax(-1) == labels).astype(np.float64)
     edges = np.linspace(0.0, 1.0, num_bins + 1)
-    which = np.clip(np.searchsorted(edges, confidence, side="right") - 1, 0, num_bins - 1)
+    # Bin k holds floor(confidence * num_bins) == k: exact at the edges k / num_bins, which
+    # linspace's rounded edges are not (0.6 would fall below an edge stored as 0.6000000000000001).
+    which = np.clip(np.floor(confidence * num_bins).astype(np.int64), 0, num_bins - 1)
     count = np.bincount(which, minlength=num_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_confidence = np.bincount(which, confidence, minlength=num_bins) / count
@@ -179,7 +193,7 @@ def accuracy_rejection_curve(probs, labels, scores, rejection_rates) -> np.ndarr
 
     Taught in chapter "Rejecting out-of-distribution inputs".
     """
-    probs = _check_probs(probs)
+    probs = _check_prob_matrix(probs)
     labels = _check_labels(labels, probs.shape[0], probs.shape[1])
     scores = _check_score_array(scores, "scores")
     if scores.shape[0] != probs.shape[0]:

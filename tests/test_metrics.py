@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score, roc_curve
 
 from bnnbook import metrics
 
@@ -84,3 +84,55 @@ def test_bad_input_raises_clear_value_errors():
         metrics.accuracy_rejection_curve(np.tile([0.5, 0.5], (3, 1)), np.zeros(3, int), np.ones(3), [1.0])
     with pytest.raises(ValueError, match="num_bins"):
         metrics.reliability_bins(np.tile([0.5, 0.5], (3, 1)), np.zeros(3, int), num_bins=0)
+
+
+def test_a_confidence_on_a_bin_edge_goes_to_the_bin_above():
+    # linspace stores the edge 0.6 as 0.6000000000000001; the rule must hold for 0.6 itself.
+    confidences = np.array([0.3, 0.6, 0.7, 0.5, 1.0, 0.0999])
+    probs = np.stack([confidences, 1.0 - confidences], -1)
+    labels = np.zeros(len(confidences), int)
+    bins = metrics.reliability_bins(probs, labels, num_bins=10)
+    # max(c, 1 - c) is 0.7, 0.6, 0.7, 0.5, 1.0, 0.9001: bins 7, 6, 7, 5, 9 (last), 9
+    np.testing.assert_array_equal(np.flatnonzero(bins["count"]), [5, 6, 7, 9])
+    np.testing.assert_array_equal(bins["count"][[5, 6, 7, 9]], [1, 1, 2, 2])
+
+
+def test_draws_and_float_labels_are_refused_not_misread():
+    draws = np.random.default_rng(0).dirichlet(np.ones(4), size=(6, 6))  # (draws, n, classes) with draws == n
+    labels = np.arange(6) % 4
+    for score in (metrics.accuracy, metrics.nll, metrics.expected_calibration_error):
+        with pytest.raises(ValueError, match=r"probs.mean\(0\)"):
+            score(draws, labels)
+    assert metrics.nll(draws.mean(0), labels) > 0
+    with pytest.raises(ValueError, match="integer class indices"):
+        metrics.accuracy(draws.mean(0), labels + 0.7)
+
+
+def test_accuracy_nll_and_confidence_match_scikit_learn_on_random_predictions():
+    rng = np.random.default_rng(11)
+    probs = rng.dirichlet(np.full(5, 0.7), size=400)
+    labels = rng.integers(0, 5, size=400)  # mostly not the argmax
+    assert metrics.accuracy(probs, labels) == pytest.approx(accuracy_score(labels, probs.argmax(1)), abs=1e-12)
+    assert metrics.nll(probs, labels) == pytest.approx(log_loss(labels, probs, labels=range(5)), rel=1e-9)
+    np.testing.assert_array_equal(metrics.max_probability(probs), probs.max(1))
+
+
+def test_ece_weights_each_bin_by_its_count_and_takes_absolute_gaps():
+    # 100 predictions at 0.9 with half right (gap 0.4), 300 at 0.6 with 80% right (gap 0.2):
+    # weighted 0.25, where an unweighted mean gives 0.30 and signed gaps 0.05.
+    probs = np.r_[np.tile([0.9, 0.1], (100, 1)), np.tile([0.6, 0.4], (300, 1))]
+    labels = np.r_[np.zeros(50), np.ones(50), np.zeros(240), np.ones(60)].astype(int)
+    assert metrics.expected_calibration_error(probs, labels, num_bins=10) == pytest.approx(0.25)
+
+
+def test_ece_equals_a_plain_loop_over_bins():
+    rng = np.random.default_rng(12)
+    probs = rng.dirichlet(np.full(3, 0.5), size=1000)
+    labels = rng.integers(0, 3, size=1000)
+    confidence, correct = probs.max(1), probs.argmax(1) == labels
+    expected = 0.0
+    for k in range(15):
+        inside = (confidence >= k / 15) & ((confidence < (k + 1) / 15) | (k == 14))
+        if inside.any():
+            expected += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    assert metrics.expected_calibration_error(probs, labels) == pytest.approx(expected, rel=1e-9)

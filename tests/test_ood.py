@@ -102,6 +102,7 @@ def test_method_summary_picks_the_score_that_separates_and_reports_it():
     assert row["accuracy"] == 1.0 and row["num_draws"] == 8 and row["num_test"] == 200
     assert row["disagreeing probe"]["num_images"] == 200 and row["few"]["num_images"] == 30
     assert row["nll"] == pytest.approx(-np.log(0.91))
+    assert row["ece"] == pytest.approx(1.0 - 0.91)  # always 0.91 sure, always right
     # The draws disagree on the probe and agree on the digits: a perfect separation, no false positives.
     assert row["disagreeing probe"]["auroc"] == pytest.approx(1.0)
     assert row["disagreeing probe"]["fpr95"] == pytest.approx(0.0)
