@@ -127,14 +127,18 @@ def _download(urls: Iterable[str], destination: pathlib.Path, timeout: float) ->
     failures = []
     destination.parent.mkdir(parents=True, exist_ok=True)
     for url in urls:
+        partial = None
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response:
                 with tempfile.NamedTemporaryFile(dir=destination.parent, delete=False) as tmp:
+                    partial = tmp.name
                     shutil.copyfileobj(response, tmp)
-            os.replace(tmp.name, destination)  # atomic: never a half-written file in place
+            os.replace(partial, destination)  # atomic: never a half-written file in place
             return []
         except (urllib.error.URLError, OSError, ValueError) as exc:
             failures.append(f"{url}: {exc}")
+            if partial is not None and os.path.exists(partial):
+                os.remove(partial)  # a download cut off half-way leaves nothing behind
     return failures
 
 

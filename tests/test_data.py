@@ -1,6 +1,7 @@
 """bnnbook.data: verified loading, clear errors, and the generated sets."""
 
 import gzip
+import io
 import hashlib
 import http.server
 import os
@@ -278,3 +279,19 @@ def test_ood_probes_are_the_book_sets_in_both_layouts():
 def test_ood_probes_rejects_bad_sizes_before_any_work(kwargs, match):
     with pytest.raises(ValueError, match=match):
         data.ood_probes(**kwargs)
+
+
+def test_a_download_cut_off_half_way_leaves_no_partial_file(tiny_dataset, tmp_path, monkeypatch):
+    class Broken(io.BytesIO):
+        def read(self, *args):
+            raise OSError("connection reset")
+
+        def __exit__(self, *args):
+            return False
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout: Broken(b"x"))
+    cache = tmp_path / "cache"
+    with pytest.raises(data.DataNotFoundError, match="connection reset"):
+        data.fetch("tiny", "t10k-images-idx3-ubyte.gz", directory=cache, mirrors=["http://a/", "http://b/"],
+                   timeout=1)
+    assert not any(p.is_file() for p in cache.rglob("*"))
