@@ -76,6 +76,40 @@ def test_flipout_decorrelates_identical_examples_and_shared_does_not():
     assert np.max(np.abs(correlation)) < 0.1  # 0 in expectation; 2000 draws give an s.e. of ~0.022
 
 
+def _conv_net(estimator, init_rho=-1.0):
+    _, conv = flipout.layer_types(estimator)
+    return hk.transform(lambda x: conv(2, 3, init_rho=init_rho)(x))
+
+
+def test_flipout_conv_layer_is_unbiased_with_the_exact_mean_and_variance():
+    x = _normal(0, (3, 5, 5, 2))
+    params = _conv_net("flipout").init(jax.random.key(0), x)
+    p = params["bayes_conv2d"]
+    exact_mean = layers.conv2d(x, p["w_mean"], 1, "SAME") + p["b_mean"]
+    # Each output is a sum of independent Gaussians: variance = conv(x^2, scale^2) + bias scale^2.
+    exact_var = (layers.conv2d(x ** 2, jax.nn.softplus(p["w_rho"]) ** 2, 1, "SAME")
+                 + jax.nn.softplus(p["b_rho"]) ** 2)
+    keys = jax.random.split(jax.random.key(1), 4000)
+    for estimator in flipout.ESTIMATORS:
+        apply = jax.jit(jax.vmap(_conv_net(estimator).apply, in_axes=(None, 0, None)))
+        draws = np.asarray(apply(params, keys, x), np.float64)
+        standard_error = np.sqrt(exact_var / len(keys))
+        assert np.all(np.abs(draws.mean(0) - exact_mean) < 5 * standard_error), estimator
+        np.testing.assert_allclose(draws.var(0), exact_var, rtol=0.15)
+
+
+def test_flipout_conv_layer_decorrelates_identical_examples_and_shared_does_not():
+    x = jnp.tile(_normal(0, (1, 5, 5, 2)), (2, 1, 1, 1))  # the same image twice
+    params = _conv_net("flipout").init(jax.random.key(0), x)
+    keys = jax.random.split(jax.random.key(1), 2000)
+    draws = {e: np.asarray(jax.jit(jax.vmap(_conv_net(e).apply, in_axes=(None, 0, None)))(params, keys, x))
+             for e in flipout.ESTIMATORS}
+    np.testing.assert_array_equal(draws["shared"][:, 0], draws["shared"][:, 1])
+    first, second = draws["flipout"][:, 0].reshape(2000, -1), draws["flipout"][:, 1].reshape(2000, -1)
+    correlation = [np.corrcoef(first[:, j], second[:, j])[0, 1] for j in range(first.shape[1])]
+    assert np.max(np.abs(correlation)) < 0.12  # 0 in expectation; s.e. ~0.022 over 50 outputs
+
+
 def test_layer_shapes_and_one_parameter_tree_for_both_estimators():
     x = _normal(0, (2, 12, 12, 1))
     trees = {}

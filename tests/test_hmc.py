@@ -209,6 +209,45 @@ def test_gibbs_precision_matches_the_conjugate_gamma():
     assert stats.kstest(draws, exact.cdf).pvalue > 1e-3
 
 
+def test_tempered_gibbs_precision_follows_the_tempered_conditional():
+    # Under temperature T the conditional of lambda is proportional to
+    # [N(v | 0, 1/lambda)^n Gamma(lambda | a, b)]^(1/T); its CDF here comes from quadrature.
+    values = jnp.array([0.5, -1.0, 2.0, 0.1, 0.3])
+    shape, rate, temperature = 2.0, 0.5, 0.5
+    n, sum_sq = 5, float(jnp.sum(values ** 2))
+
+    def log_unnormalised(lam):
+        return ((0.5 * n + shape - 1.0) * np.log(lam) - lam * (rate + 0.5 * sum_sq)) / temperature
+
+    grid = np.linspace(1e-6, 6.0, 20001)
+    density = np.exp(log_unnormalised(grid) - log_unnormalised(grid).max())
+    cdf = integrate.cumulative_trapezoid(density, grid, initial=0.0)
+    cdf /= cdf[-1]
+    keys = jax.random.split(jax.random.key(5), 20000)
+    draws = np.asarray(jax.vmap(lambda k: hmc.gibbs_precision(k, values, shape, rate, temperature))(keys))
+    assert draws.max() < grid[-1]
+    assert stats.kstest(draws, lambda x: np.interp(x, grid, cdf)).pvalue > 1e-3
+    untempered = np.asarray(jax.vmap(lambda k: hmc.gibbs_precision(k, values, shape, rate))(keys))
+    assert stats.kstest(untempered, lambda x: np.interp(x, grid, cdf)).pvalue < 1e-6  # T matters
+
+
+def test_result_records_untempered_log_density_thinning_and_gradient_count():
+    def log_density(p):
+        return -0.5 * jnp.sum(p["x"] ** 2)
+
+    chains, warmup, kept, thin, leapfrog = 2, 20, 7, 3, 4
+    result = hmc.sample(log_density, {"x": jnp.zeros((chains, 3))}, jax.random.key(0), num_samples=kept,
+                        num_warmup=warmup, num_leapfrog=leapfrog, temperature=2.0, thin=thin, num_chains=chains)
+    x = np.asarray(result.samples["x"])
+    assert x.shape == (chains, kept, 3)
+    assert result.log_density.shape == result.accept_prob.shape == (chains, kept * thin)
+    # every thin-th iteration is kept, and its log density is the target's, not the tempered -U / T
+    np.testing.assert_allclose(result.log_density[:, thin - 1::thin], -0.5 * (x ** 2).sum(-1), rtol=1e-5,
+                               atol=1e-6)
+    # one gradient at the start, then num_leapfrog per iteration, for every chain
+    assert result.num_grad_evals == chains * (1 + (warmup + kept * thin) * leapfrog)
+
+
 def test_log_marginal_gaussian_gamma_matches_quadrature():
     values = jnp.array([0.3, -0.8, 1.5])
     shape, rate = 1.5, 0.7
@@ -275,6 +314,16 @@ def test_chain_diagnostics_from_blackjax():
     assert float(hmc.chain_diagnostics(stuck)["rhat"]) > 1.1
     with pytest.raises(ValueError, match="draws"):
         hmc.chain_diagnostics(iid[:1])
+
+
+def test_chain_diagnostics_compiles_once_per_shape():
+    # Chapter 6 calls it in loops: a second call with the same shape must reuse the compiled program.
+    draws = np.random.default_rng(9).normal(size=(3, 40, 5))
+    hmc.chain_diagnostics(draws)
+    size = hmc._ess_and_rhat._cache_size()
+    again = hmc.chain_diagnostics(draws + 1.0)
+    assert hmc._ess_and_rhat._cache_size() == size
+    np.testing.assert_allclose(again["rhat"], hmc.chain_diagnostics(draws)["rhat"], rtol=1e-5)
 
 
 def test_small_bnn_predictive_agrees_with_blackjax_nuts():

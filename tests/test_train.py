@@ -122,3 +122,19 @@ def test_smooth_is_a_running_mean():
     np.testing.assert_allclose(train.smooth(np.arange(5.0), 2), [0.5, 1.5, 2.5, 3.5])
     with pytest.raises(ValueError, match="window=0"):
         train.smooth(np.arange(3.0), 0)
+
+
+def test_each_epoch_is_a_fresh_permutation():
+    n, batch = 24, 6
+    data = (np.arange(n, dtype=np.float32)[:, None],)
+
+    def loss(params, batch, key):  # record which examples each step saw, position by position
+        return jnp.sum(params["w"] * 0.0), {f"slot{i}": batch[0][i, 0] for i in range(6)}
+
+    result = train.fit(loss, {"w": jnp.zeros(())}, optax.sgd(0.1), data, num_steps=3 * n // batch,
+                       batch_size=batch, key=jax.random.key(3), progress=False)
+    seen = np.stack([result.history[f"slot{i}"] for i in range(batch)], 1).reshape(3, n)  # epoch x order
+    for order in seen:
+        np.testing.assert_array_equal(np.sort(order), np.arange(n))  # every example once per epoch
+    assert not np.array_equal(seen[0], np.arange(n))  # shuffled
+    assert not np.array_equal(seen[0], seen[1]) and not np.array_equal(seen[1], seen[2])  # anew each epoch
