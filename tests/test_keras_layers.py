@@ -130,6 +130,8 @@ def test_layer_and_predictive_reject_bad_arguments():
         layers.DenseVariational(3, prior, -1)
     with pytest.raises(ValueError, match="prior="):
         layers.DenseVariational(3, "gaussian", 0.1)
+    with pytest.raises(ValueError, match="seed=-1"):
+        layers.DenseVariational(3, prior, 0.1, seed=-1)
     with pytest.raises(ValueError, match="noise_std=0"):
         layers.gaussian_nll(0)
     model = keras.Sequential([keras.Input((1,)), layers.DenseVariational(1, prior, 0.1)])
@@ -151,3 +153,15 @@ def test_keras_side_never_starts_jax():
             "print(started, jax_side)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False []"
+
+
+def test_neighbouring_seeds_share_no_initial_values():
+    # With kernel seed s and bias seed s + 1, layer 0's bias would repeat layer 1's kernel.
+    prior = layers.ScaleMixturePrior()
+    built = []
+    for seed in (0, 1, 0):
+        layer = layers.DenseVariational(4, prior, 0.1, seed=seed)
+        layer.build((None, 4))
+        built.append(np.concatenate([layer.kernel_mu.numpy().ravel(), layer.bias_mu.numpy()]))
+    np.testing.assert_array_equal(built[0], built[2])  # a seed repeats its values
+    assert not np.intersect1d(built[0], built[1]).size  # and shares none with the next seed

@@ -115,6 +115,8 @@ class DenseVariational(keras.layers.Layer):
         init_rho: initial ``rho`` of every weight (scale ``softplus(init_rho)``).
         mean_init_std: standard deviation of the initial means (default: the
             prior's standard deviation).
+        seed: seeds the initial means (kernel ``2 * seed``, bias ``2 * seed + 1``,
+            so layers with different seeds never share values); ``None``: unseeded.
 
     The layer adds its complexity cost with ``add_loss`` at every call and
     records the last value as ``self.last_kl``.
@@ -135,6 +137,8 @@ class DenseVariational(keras.layers.Layer):
                              f"examples with a mean likelihood loss")
         if mean_init_std is not None:
             _check_positive("mean_init_std", mean_init_std, "pass e.g. 0.1, or None for the prior's std")
+        if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
+            raise ValueError(f"seed={seed!r} must be an integer >= 0, or None for unseeded initial means")
         self.units = int(units)
         self.prior = prior
         self.kl_weight = kl_weight
@@ -147,9 +151,11 @@ class DenseVariational(keras.layers.Layer):
     def build(self, input_shape):
         fan_in = int(input_shape[-1])
         std = float(self.prior.stddev()) if self.mean_init_std is None else float(self.mean_init_std)
-        # one initializer per weight: a reused seeded initializer repeats its values
-        kernel_init = keras.initializers.RandomNormal(stddev=std, seed=self.seed)
-        bias_init = keras.initializers.RandomNormal(stddev=std, seed=None if self.seed is None else self.seed + 1)
+        # One initializer per weight (a reused seeded initializer repeats its values), with seeds that no
+        # other layer's seed maps to: seed and seed + 1 would give layer s's bias layer s + 1's kernel.
+        kernel_seed, bias_seed = (None, None) if self.seed is None else (2 * self.seed, 2 * self.seed + 1)
+        kernel_init = keras.initializers.RandomNormal(stddev=std, seed=kernel_seed)
+        bias_init = keras.initializers.RandomNormal(stddev=std, seed=bias_seed)
         rho = keras.initializers.Constant(self.init_rho)
         self.kernel_mu = self.add_weight(name="kernel_mu", shape=(fan_in, self.units), initializer=kernel_init)
         self.bias_mu = self.add_weight(name="bias_mu", shape=(self.units,), initializer=bias_init)
