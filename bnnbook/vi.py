@@ -324,6 +324,13 @@ def _prior_log_prob(prior):
                      f"or a function tree -> log p(w)")
 
 
+def _kl_of_draws(q, prior, draws, num_samples: int) -> jax.Array:
+    """The mean of ``log q(w_s) - log p(w_s)`` over stacked draws ``w_s ~ q``."""
+    prior_log_prob = _prior_log_prob(prior)
+    return jnp.mean(_per_draw(jax.vmap(lambda w: log_prob(q, w) - prior_log_prob(w))(draws), num_samples,
+                              "the prior's log density"))
+
+
 def monte_carlo_kl(q, prior, key: jax.Array, num_samples: int = 1) -> jax.Array:
     """Unbiased Monte Carlo estimate of ``KL(q || prior)``.
 
@@ -336,10 +343,7 @@ def monte_carlo_kl(q, prior, key: jax.Array, num_samples: int = 1) -> jax.Array:
     Taught in chapter "The variational free energy".
     """
     num_samples = _check_num_samples(num_samples)
-    prior_log_prob = _prior_log_prob(prior)
-    draws = sample(q, key, num_samples)
-    return jnp.mean(_per_draw(jax.vmap(lambda w: log_prob(q, w) - prior_log_prob(w))(draws), num_samples,
-                              "the prior's log density"))
+    return _kl_of_draws(q, prior, sample(q, key, num_samples), num_samples)
 
 
 def kl_divergence(q, prior, key: jax.Array | None = None, num_samples: int = 1) -> jax.Array:
@@ -456,9 +460,7 @@ def free_energy(q, log_likelihood_fn: Callable[[Any], jax.Array], prior, key: ja
     draws = sample(q, key, num_samples)
     expected_ll = jnp.mean(_per_draw(jax.vmap(log_likelihood_fn)(draws), num_samples, "log_likelihood_fn"))
     if kl == "monte_carlo" or (kl == "auto" and not _is_gaussian(prior)):
-        prior_log_prob = _prior_log_prob(prior)
-        kl_value = jnp.mean(_per_draw(jax.vmap(lambda w: log_prob(q, w) - prior_log_prob(w))(draws),
-                                      num_samples, "the prior's log density"))
+        kl_value = _kl_of_draws(q, prior, draws, num_samples)  # the likelihood's draws, reused
     else:
         kl_value = closed_form_kl(q, prior)
     complexity = beta * kl_weight * kl_value
