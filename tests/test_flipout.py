@@ -76,7 +76,7 @@ def test_flipout_is_unbiased_with_the_shared_estimators_mean_and_variance(kind):
         draws = np.asarray(apply(params, keys, x), np.float64)
         standard_error = np.sqrt(exact_var / len(keys))
         assert np.all(np.abs(draws.mean(0) - exact_mean) < 5 * standard_error), estimator
-        np.testing.assert_allclose(draws.var(0), exact_var, rtol=0.15)
+        np.testing.assert_allclose(draws.var(0), exact_var, rtol=0.12)
 
 
 @pytest.mark.parametrize("kind", LAYERS)
@@ -91,7 +91,7 @@ def test_flipout_decorrelates_identical_examples_and_shared_does_not(kind):
     first, second = draws["flipout"][:, 0].reshape(2000, -1), draws["flipout"][:, 1].reshape(2000, -1)
     correlation = [np.corrcoef(first[:, j], second[:, j])[0, 1] for j in range(first.shape[1])]
     # 0 in expectation; 2000 draws give an s.e. of ~0.022 per output (3 dense, 50 conv outputs)
-    assert np.max(np.abs(correlation)) < 0.12
+    assert np.max(np.abs(correlation)) < 0.1
 
 
 def test_layer_shapes_and_one_parameter_tree_for_both_estimators():
