@@ -289,7 +289,7 @@ def test_a_download_cut_off_half_way_leaves_no_partial_file(tiny_dataset, tmp_pa
         def __exit__(self, *args):
             return False
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout: Broken(b"x"))
+    monkeypatch.setattr(data.mnist.urllib.request, "urlopen", lambda url, timeout: Broken(b"x"))
     cache = tmp_path / "cache"
     with pytest.raises(data.DataNotFoundError, match="connection reset"):
         data.fetch("tiny", "t10k-images-idx3-ubyte.gz", directory=cache, mirrors=["http://a/", "http://b/"],
