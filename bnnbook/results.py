@@ -32,14 +32,14 @@ class Anchor:
     label: str = ""
 
 
-_PAPER_BBB = "Blundell et al. 2015, Table 1 (2 x 1200, scale mixture)"
+_PAPER_BBB = "Blundell et al. 2015, Table 1 (2 x 400, scale mixture)"
 _TARGET = "this book's target"
 
 #: ``(chapter, metric)`` -> the :class:`Anchor` (published figure, or the book's target) it is measured against.
 ANCHORS: dict[tuple[str, str], Anchor] = {
     ("free_energy", "blr_exact_posterior_elbo_error"): Anchor(1e-3, _TARGET, "lower", "ELBO = log evidence at the exact posterior"),
     ("free_energy", "blr_random_q_above_evidence"): Anchor(0, "ELBO <= log p(D) (theory)", "lower"),
-    ("bayes_by_backprop", "mnist_test_error.scale mixture"): Anchor(0.0132, _PAPER_BBB, "lower"),
+    ("bayes_by_backprop", "mnist_test_error.Bayes by Backprop, scale mixture"): Anchor(0.0136, _PAPER_BBB, "lower"),
     ("bayes_by_backprop", "sinusoid_epistemic_ratio_far_vs_inside"): Anchor(5.0, _TARGET, "higher", "1 draw per step"),
     ("bayes_by_backprop", "sinusoid_epistemic_ratio_far_vs_inside_many_draws"): Anchor(
         5.0, _TARGET, "higher", "100 draws per step"),
@@ -119,6 +119,8 @@ class Row:
     versions: str
     date: str
     anchor: Anchor | None
+    commit: str = "not recorded"  # the git commit of the code that produced the number (runtime.git_commit)
+    wall_seconds: float | None = None  # the chapter's wall time up to save_results
 
     @property
     def verdict(self) -> str:
@@ -187,7 +189,8 @@ def collect(directory: str | os.PathLike | None = None, prefer: str = "full") ->
         for metric, value in _flatten(entry["metrics"]):
             rows.append(Row(chapter=path.stem, metric=metric, value=value, profile=entry.get("profile", "?"),
                             device=device, versions=shown, date=entry.get("date", "?"),
-                            anchor=ANCHORS.get((path.stem, metric))))
+                            anchor=ANCHORS.get((path.stem, metric)),
+                            commit=entry.get("commit", "not recorded"), wall_seconds=entry.get("wall_seconds")))
     return rows
 
 
@@ -218,12 +221,22 @@ def markdown_table(rows: list[Row], anchored_only: bool = False) -> str:
 
 
 def runs_table(rows: list[Row]) -> str:
-    """A Markdown table with one line per chapter: profile, device, versions and date of its stored run."""
-    header = "| chapter | profile | device | versions | date |\n|---|---|---|---|---|\n"
+    """A Markdown table with one line per chapter: profile, device, versions, date, commit and wall time of its run."""
+    header = ("| chapter | profile | device | versions | date | commit | wall time |\n"
+              "|---|---|---|---|---|---|---|\n")
     seen: dict[str, Row] = {}
     for row in rows:
         seen.setdefault(row.chapter, row)
-    lines = [f"| {r.chapter} | {r.profile} | {r.device} | {r.versions} | {r.date} |" for r in seen.values()]
+
+    def short(commit: str) -> str:
+        head, _, rest = commit.partition("+")
+        return (head[:10] if len(head) == 40 else head) + (f"+{rest}" if rest else "")
+
+    def minutes(seconds) -> str:
+        return "not recorded" if seconds is None else f"{seconds / 60:.1f} min"
+
+    lines = [f"| {r.chapter} | {r.profile} | {r.device} | {r.versions} | {r.date} | {short(r.commit)} | "
+             f"{minutes(r.wall_seconds)} |" for r in seen.values()]
     return header + "\n".join(lines) + "\n"
 
 

@@ -23,10 +23,16 @@ import math
 import os
 import pathlib
 import platform
+import subprocess
 import sys
+import tempfile
+import time
 from typing import Any, Mapping
 
+import numpy as np
+
 PROFILES = ("quick", "full")
+GLUE_MIME_PREFIX = "application/papermill.record/"  # where myst-nb looks for glued values
 PROFILE_ENV = "BNNBOOK_PROFILE"
 RESULTS_ENV = "BNNBOOK_RESULTS"
 
@@ -123,6 +129,7 @@ class Run:
     backend: str
     devices: tuple[str, ...]
     versions: Mapping[str, str]
+    started: float = dataclasses.field(default_factory=time.time)  # wall clock at runtime.start
 
     @property
     def quick(self) -> bool:
@@ -143,6 +150,36 @@ class Run:
     def save_results(self, metrics: Mapping[str, Any], directory: str | os.PathLike | None = None) -> pathlib.Path:
         """Record the chapter's headline metrics; see :func:`save_results`."""
         return save_results(self, metrics, directory)
+
+    def glue(self, **values: Any) -> None:
+        """Bind numbers to names that the chapter's prose shows with ``{glue:text}`name:.3f```.
+
+        Taught in chapter "Hamiltonian Monte Carlo for Bayesian neural networks".
+        Each value is stored in the notebook's output by myst-nb's ``glue``
+        (not displayed in the cell), so the rendered text always shows the
+        numbers of the run that produced the page. Values must be plain
+        numbers (NumPy scalars are converted). The output is the one myst-nb's
+        ``glue(..., display=False)`` writes; outside IPython nothing is stored.
+        """
+        checked = {}
+        for name, value in values.items():
+            if hasattr(value, "shape") and np.ndim(value) == 0:  # NumPy and JAX scalars
+                value = np.asarray(value).item()
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"glue value {name}={value!r} is not a number; glue ints and floats (format "
+                                 f"them in the text, e.g. {{glue:text}}`{name}:.3f`)")
+            if not math.isfinite(value):
+                raise ValueError(f"glue value {name}={value!r} is not finite; the text cannot show it")
+            checked[name] = value
+        try:
+            from IPython.display import display
+        except ImportError:  # pragma: no cover - plain Python: nothing to store
+            return
+        # The output myst-nb's glue(name, value, display=False) writes, made without importing myst-nb
+        # (its import, with Sphinx behind it, cost the inline figures of the cells after it).
+        for name, value in checked.items():
+            display({GLUE_MIME_PREFIX + "text/plain": repr(value)}, raw=True,
+                    metadata={"scrapbook": {"name": name, "mime_prefix": GLUE_MIME_PREFIX}})
 
 
 def start(chapter: str, framework: str = "jax", verbose: bool = True) -> Run:
@@ -221,6 +258,8 @@ def save_results(run: Run, metrics: Mapping[str, Any], directory: str | os.PathL
     record = json.loads(path.read_text()) if path.exists() else {}
     record[run.profile] = {
         "metrics": clean,
+        "commit": git_commit(folder.parent),
+        "wall_seconds": round(time.time() - run.started, 1),
         "profile": run.profile,
         "framework": run.framework,
         "backend": run.backend,
@@ -228,8 +267,40 @@ def save_results(run: Run, metrics: Mapping[str, Any], directory: str | os.PathL
         "versions": dict(run.versions),
         "date": _dt.date.today().isoformat(),
     }
-    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    _write_atomically(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def git_commit(folder: str | os.PathLike) -> str:
+    """The checkout's commit, with ``+uncommitted`` when tracked files differ from it; ``"unknown"`` outside git.
+
+    Recorded with every results entry, so each number can be traced to the
+    code that produced it (the stored outputs are written after the run, so
+    the notebooks and ``results/`` themselves do not count as changes).
+    """
+    def git(*args):
+        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=20,
+                              check=True).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results",
+                      ":(exclude)chapters/*.ipynb", ":(exclude)appendix/*.ipynb")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("+uncommitted" if changed else "")
+
+
+def _write_atomically(path: pathlib.Path, text: str) -> None:
+    # Write a temporary file beside the target and rename it over the target: a reader (or a crash)
+    # sees the old file or the new one, never half of one.
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        pathlib.Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def load_results(chapter: str, profile: str | None = None, directory: str | os.PathLike | None = None) -> dict:
@@ -246,7 +317,7 @@ def load_results(chapter: str, profile: str | None = None, directory: str | os.P
 
 
 __all__ = ["PROFILES", "Run", "start", "resolve_profile", "package_versions", "on_cpu",
-           "results_dir", "save_results", "load_results"]
+           "results_dir", "save_results", "load_results", "git_commit"]
 
-if sys.version_info < (3, 10):  # pragma: no cover
-    raise ImportError("bnnbook needs Python 3.10 or newer")
+if sys.version_info < (3, 11):  # pragma: no cover
+    raise ImportError("bnnbook needs Python 3.11 or newer (the versions it is tested with need it)")

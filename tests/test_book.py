@@ -91,3 +91,82 @@ def test_every_chapter_has_the_same_shape(path):
     after_exercises = cells[[i for i, c in enumerate(cells) if "".join(c["source"]).startswith("## Exercises")][-1] + 1:]
     assert all(c["cell_type"] == "code" and "save_results" in "".join(c["source"]) for c in after_exercises), \
         "only the results-recording cell may follow the exercises"
+
+
+# --------------------------------------------------------------------------
+# Numbers in prose come from the run (myst-nb glue), not from the keyboard
+# --------------------------------------------------------------------------
+
+GLUE_REFERENCE = re.compile(r"\{glue:(?:text)?\}`([A-Za-z_][A-Za-z0-9_]*)(?::[^`]*)?`")
+# Chapters whose prose binds every result to the run; the others follow as they are rewritten (issue 27).
+GLUED_CHAPTERS = ["04_bayes_by_backprop", "06_hmc"]
+# A decimal or a percentage: what a result looks like when it is typed in.
+TYPED_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?%|(?<![\w.])\d+\.\d+(?![\w.])")
+
+
+def _markdown_text(path) -> str:
+    notebook = json.loads(path.read_text())
+    return "\n".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "markdown")
+
+
+def _glued_values(path) -> dict:
+    notebook = json.loads(path.read_text())
+    values = {}
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            scrapbook = output.get("metadata", {}).get("scrapbook", {})
+            if "name" in scrapbook:
+                values[scrapbook["name"]] = output.get("data", {}).get(scrapbook.get("mime_prefix", "") + "text/plain")
+    return values
+
+
+def _prose_without_math_code_and_glue(text: str) -> str:
+    text = re.sub(r"```.*?```", " ", text, flags=re.S)  # fenced blocks (admonitions keep their prose below)
+    text = re.sub(r"\$\$.*?\$\$", " ", text, flags=re.S)
+    text = re.sub(r"\$[^$\n]+\$", " ", text)
+    text = GLUE_REFERENCE.sub(" ", text)
+    text = re.sub(r"\{[a-z:]+\}`[^`]*`", " ", text)  # roles: {cite}`...`, {func}`...`, {ref}`...`
+    text = re.sub(r"`[^`\n]*`", " ", text)  # inline code (settings such as `target_accept=0.8`)
+    return re.sub(r"\([^()\s]*\)", " ", text)  # (1), (2): list labels and the like
+
+
+def test_glued_chapters_exist_and_use_glue():
+    for stem in GLUED_CHAPTERS:
+        path = ROOT / "chapters" / f"{stem}.ipynb"
+        assert path.exists(), stem
+        assert len(GLUE_REFERENCE.findall(_markdown_text(path))) >= 10, f"{stem}: its prose should quote the run by glue"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_every_glue_reference_is_glued_by_the_stored_run(path):
+    references = set(GLUE_REFERENCE.findall(_markdown_text(path)))
+    glued = _glued_values(path)
+    missing = sorted(references - set(glued))
+    assert not missing, f"{path.name}: prose refers to {missing}, which no stored output glues"
+    for name in references:
+        value = glued[name]
+        text = "".join(value) if isinstance(value, list) else value
+        assert text is not None and re.fullmatch(r"-?[0-9.e+-]+", text.strip()), (name, text)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_figures_survive_in_chapters_that_glue(path):
+    # Gluing must not cost the inline figures (importing myst-nb in the kernel once did).
+    cells = _code_cells(path)
+    shows = sum("plt.show()" in "".join(c["source"]) for c in cells)
+    images = sum(any(k.startswith("image/") for k in o.get("data", {})) for c in cells for o in c["outputs"])
+    assert images >= shows, f"{path.name}: {shows} cells show a figure, the stored outputs hold {images} images"
+
+
+@pytest.mark.parametrize("stem", GLUED_CHAPTERS)
+def test_prose_of_glued_chapters_types_no_decimal_results(stem):
+    prose = _prose_without_math_code_and_glue(_markdown_text(ROOT / "chapters" / f"{stem}.ipynb"))
+    typed = TYPED_NUMBER.findall(prose)
+    assert not typed, f"{stem}: numbers typed into the prose instead of glued: {typed[:10]}"
+
+
+def test_the_decimal_check_catches_a_typed_number():
+    # The check above must be able to fail: a typed accuracy is caught, a glued or mathematical one is not.
+    typed = "HMC reached 98.41% accuracy, with $\\hat{R} \\le 1.01$ and {glue:text}`acc:.2f`."
+    prose = _prose_without_math_code_and_glue(typed)
+    assert TYPED_NUMBER.findall(prose) == ["98.41%"]

@@ -31,6 +31,9 @@ def test_collect_prefers_the_full_profile_and_flattens(tmp_path, monkeypatch):
     assert table.count("\n") == 2 + 2 and "| demo | acc | 0.9 | 0.95 | paper | below | full |" in table
     runs = results.runs_table(list(rows.values()))
     assert runs.count("\n") == 2 + 2 and "| other | quick | cpu (cpu:0) | jax 0.x |" in runs
+    # Provenance: outside a git checkout the commit is "unknown"; the wall time is recorded.
+    assert rows["demo", "acc"].commit == "unknown" and rows["demo", "acc"].wall_seconds >= 0
+    assert "| unknown |" in runs and " min |" in runs
 
 
 def test_every_anchor_names_a_direction():
@@ -78,3 +81,25 @@ def test_verdict_and_bench_table_reject_what_they_cannot_judge():
     assert results.verdict(12.0, None) == ""
     with pytest.raises(ValueError, match="bench must be the dict read from results/bench.json, got list"):
         results.bench_table([])
+
+
+def test_save_results_records_the_commit_of_a_git_checkout_and_marks_changes(tmp_path):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "code.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    _write(tmp_path / "results", "demo", "full", {"acc": 0.9})  # results/ itself does not count as a change
+    entry = json.loads((tmp_path / "results" / "demo.json").read_text())["full"]
+    assert entry["commit"] == head
+    (tmp_path / "code.py").write_text("x = 2\n")
+    _write(tmp_path / "results", "demo", "full", {"acc": 0.9})
+    entry = json.loads((tmp_path / "results" / "demo.json").read_text())["full"]
+    assert entry["commit"] == head + "+uncommitted"
+    assert not list((tmp_path / "results").glob(".*.tmp"))  # the atomic write leaves no temporary file

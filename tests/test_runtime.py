@@ -106,3 +106,24 @@ def test_on_cpu_sets_the_default_device_only_inside_the_block():
         assert jnp.ones(3).devices() == {cpu}
         assert jax.jit(lambda x: 2 * x)(jnp.ones(3)).devices() == {cpu}
     assert jax.config.jax_default_device == before
+
+
+@pytest.mark.parametrize("value, message", [("98%", "not a number"), (True, "not a number"),
+                                            (np.array([1.0, 2.0]), "not a number"),
+                                            (float("nan"), "not finite"), (np.float32(np.inf), "not finite")])
+def test_glue_refuses_what_the_text_cannot_show(value, message):
+    with pytest.raises(ValueError, match=f"accuracy.*{message}"):
+        _run("quick").glue(accuracy=value)
+
+
+def test_glue_stores_numbers_as_myst_nb_reads_them(monkeypatch):
+    import IPython.display
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda data, raw, metadata: shown.append((data, raw, metadata)))
+    _run("quick").glue(accuracy=np.float32(0.5), count=np.int64(3))
+    prefix = "application/papermill.record/"
+    assert shown == [({prefix + "text/plain": "0.5"}, True, {"scrapbook": {"name": "accuracy", "mime_prefix": prefix}}),
+                     ({prefix + "text/plain": "3"}, True, {"scrapbook": {"name": "count", "mime_prefix": prefix}})]
+    # the same output myst-nb's own glue writes (its reader takes exactly these keys)
+    from myst_nb.ext.glue import GLUE_PREFIX
+    assert GLUE_PREFIX == prefix

@@ -71,6 +71,9 @@ def main(argv=None) -> int:
     parser.add_argument("--time-only", action="store_true", help="run and time, do not write the notebook back")
     args = parser.parse_args(argv)
     profile = os.environ.get("BNNBOOK_PROFILE", "").strip().lower() or "default"
+    # The Makefile exports MPLBACKEND=Agg (right for tests and scripts), but a kernel with Agg stores
+    # no figures: the stored outputs need the inline backend.
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     if args.time_only:  # keep the committed results/*.json of the stored runs untouched
         os.environ["BNNBOOK_RESULTS"] = tempfile.mkdtemp(prefix="bnnbook-results-")
     for path in args.notebooks:
