@@ -126,6 +126,21 @@ def expected_calibration_error(probs, labels, num_bins: int = 15) -> float:
     return float(np.sum(weights * np.abs(bins["accuracy"][filled] - bins["confidence"][filled])))
 
 
+def brier_score(probs, labels) -> float:
+    """Mean over inputs of ``sum_k (p_k - [y = k])^2``: 0 for certain and right, 2 for certain and wrong.
+
+    A proper score like the NLL, but bounded, so one confident mistake cannot
+    dominate it.
+
+    Taught in chapter "Practical approximations".
+    """
+    probs = _check_prob_matrix(probs)
+    labels = _check_labels(labels, probs.shape[0], probs.shape[1])
+    one_hot = np.zeros_like(probs)
+    one_hot[np.arange(len(labels)), labels] = 1.0
+    return float(np.mean(np.sum((probs - one_hot) ** 2, axis=1)))
+
+
 def _check_score_array(scores, name: str) -> np.ndarray:
     array = np.asarray(scores, dtype=np.float64)
     if array.ndim != 1 or array.size == 0:
@@ -210,5 +225,5 @@ def accuracy_rejection_curve(probs, labels, scores, rejection_rates) -> np.ndarr
     return cumulative[num_kept - 1] / num_kept
 
 
-__all__ = ["accuracy", "nll", "max_probability", "reliability_bins", "expected_calibration_error",
+__all__ = ["accuracy", "nll", "brier_score", "max_probability", "reliability_bins", "expected_calibration_error",
            "auroc", "fpr_at_tpr", "accuracy_rejection_curve"]

@@ -24,13 +24,14 @@ from bnnbook.data.mnist import (DATA_ENV, DATASETS, FASHION_CLASSES, MNIST_CLASS
                                 load_images, load_mnist, parse_idx)
 from bnnbook.data.probes import PROBE_NAMES, Probes, ood_probes, uniform_noise
 from bnnbook.data.silhouettes import SILHOUETTE_KINDS, SILHOUETTE_SIZE, add_hairs, silhouettes
-from bnnbook.data.toy import neal_regression, sinusoid, sinusoid_mean
+from bnnbook.data.shift import rotate
+from bnnbook.data.toy import neal_regression, sinusoid, sinusoid_mean, two_moons
 
 __all__ = [
     "DATASETS", "DATA_ENV", "DataNotFoundError", "ChecksumError", "data_dir", "fetch", "parse_idx",
     "Split", "ImageData", "load_images", "load_mnist", "load_fashion_mnist", "MNIST_CLASSES",
     "FASHION_CLASSES", "LETTER_FONTS", "render_letters", "letters_dataset", "uniform_noise",
     "PROBE_NAMES", "Probes", "ood_probes",
-    "sinusoid", "sinusoid_mean", "neal_regression",
+    "sinusoid", "sinusoid_mean", "neal_regression", "two_moons", "rotate",
     "SILHOUETTE_SIZE", "SILHOUETTE_KINDS", "silhouettes", "add_hairs",
 ]

@@ -56,3 +56,28 @@ def neal_regression(n: int = 100, noise_std: float = 0.1, seed: int = 0) -> tupl
     f = 0.3 + 0.4 * x + 0.5 * np.sin(2.7 * x) + 1.1 / (1.0 + x ** 2)
     y = f + noise_std * rng.standard_normal(n)
     return (x[:, None].astype(np.float32), y[:, None].astype(np.float32), f[:, None].astype(np.float32))
+
+
+def two_moons(n: int = 200, noise_std: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two interleaved half circles in 2-D, ``n`` points split evenly, float32 inputs and int32 labels.
+
+    The upper moon (label 0) is the half circle of radius 1 about ``(0, 0)``,
+    the lower moon (label 1) the same shape flipped and shifted to ``(1, 0.5)``;
+    each point gets Gaussian noise of standard deviation ``noise_std``. The
+    classic toy for looking at a classifier's predictive *away* from the data.
+
+    Taught in chapter "Practical approximations".
+    """
+    check_count("n", n, hint="the number of points, e.g. 200")
+    if not noise_std >= 0:
+        raise ValueError(f"noise_std={noise_std!r} must be >= 0")
+    rng = np.random.default_rng(seed)
+    upper, lower = n - n // 2, n // 2
+    angle_upper = np.linspace(0.0, np.pi, upper)
+    angle_lower = np.linspace(0.0, np.pi, lower)
+    points = np.concatenate([np.stack([np.cos(angle_upper), np.sin(angle_upper)], 1),
+                             np.stack([1.0 - np.cos(angle_lower), 0.5 - np.sin(angle_lower)], 1)])
+    points = points + noise_std * rng.standard_normal(points.shape)
+    labels = np.concatenate([np.zeros(upper), np.ones(lower)]).astype(np.int32)
+    order = rng.permutation(n)
+    return points[order].astype(np.float32), labels[order]
