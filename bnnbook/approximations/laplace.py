@@ -13,9 +13,9 @@ categorical negative log-likelihood:
 
 With an isotropic Gaussian prior of precision ``lambda`` the posterior is
 approximated by ``N(W*, (H + lambda I)^-1)`` around the trained ``W*``, and
-the Laplace estimate of the log marginal likelihood (MacKay 1992),
+the Laplace estimate of the log marginal likelihood (MacKay 1992)::
 
-    log Z(lambda) = log p(D | W*) - lambda/2 |W*|^2 + P/2 log lambda
+    log Z(lambda) = log p(D | W*) - lambda/2 ||W*||^2 + P/2 log lambda
                     - 1/2 sum_k log(h_k + lambda),
 
 with ``h_k`` the eigenvalues of ``H``, picks ``lambda`` without validation
