@@ -58,13 +58,7 @@ def _leaf_names(tree) -> list[str]:
 
 
 def _check_step_size(step_size) -> float:
-    try:
-        value = float(step_size)
-    except (TypeError, ValueError):
-        raise ValueError(f"step_size={step_size!r} is not a number; pass a positive float such as 0.01") from None
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"step_size={step_size!r} must be a finite number > 0; try 0.01 and let warm-up adapt it")
-    return value
+    return _check_positive("step_size", step_size, hint="try 0.01 and let warm-up adapt it")
 
 
 def _check_num_leapfrog(num_leapfrog) -> int:
@@ -124,11 +118,11 @@ def _check_inverse_mass(inverse_mass, position, chain_shape: tuple[int, ...] = (
     return jax.tree_util.tree_unflatten(mass_struct, out)
 
 
-def _check_positive(name: str, value) -> float:
+def _check_positive(name: str, value, hint: str = "pass a positive float such as 0.01") -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} is not a number; pass a positive float") from None
+        raise ValueError(f"{name}={value!r} is not a number; {hint}") from None
     if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"{name}={value!r} must be a finite number > 0")
+        raise ValueError(f"{name}={value!r} must be a finite number > 0; {hint}")
     return number
