@@ -44,7 +44,8 @@ def interval(statistic: Callable[..., float], *sets, groups: Sequence | None = N
     Each of ``sets`` is an array or a tuple of arrays sharing their first
     axis (for example ``(probs, labels)``); every resample draws each set's
     rows with replacement, independently of the other sets, and calls
-    ``statistic`` with the resampled sets in the same form. ``groups``
+    ``statistic`` with the resampled arrays in order (a tuple set passes its
+    arrays as separate arguments: ``(probs, labels)`` calls ``statistic(probs, labels)``). ``groups``
     (one entry per set, ``None`` for independent rows) resamples whole groups
     instead of rows.
 
@@ -71,10 +72,10 @@ def interval(statistic: Callable[..., float], *sets, groups: Sequence | None = N
     values = np.empty(num_resamples)
     for r in range(num_resamples):
         resampled = []
-        for arrays, size, group, original in zip(as_tuples, sizes, groups, sets):
+        for arrays, size, group in zip(as_tuples, sizes, groups):
             index = _resample_indices(rng, size, group)
             picked = tuple(a[index] for a in arrays)
-            resampled.append(picked if isinstance(original, tuple) else picked[0])
+            resampled.extend(picked)  # a tuple set is passed as its arrays, in order
         values[r] = statistic(*resampled)
     tail = 100.0 * (1.0 - level) / 2.0
     low, high = np.percentile(values, [tail, 100.0 - tail])

@@ -160,6 +160,17 @@ def test_bootstrap_resamples_whole_groups():
         bootstrap.interval(np.mean, values, groups=[groups[:10]])
 
 
+def test_bootstrap_passes_a_tuple_set_as_its_arrays_and_keeps_pairs_together():
+    # (probs, labels) is resampled row by row together: predictions stay with their labels, so an
+    # always-right classifier has accuracy 1 in every resample, and the statistic is called as f(probs, labels).
+    labels = np.arange(300) % 3
+    probs = np.eye(3)[labels]
+    assert bootstrap.interval(metrics.accuracy, (probs, labels), num_resamples=50) == (1.0, 1.0)
+    half_right = np.eye(3)[np.where(np.arange(300) % 2 == 0, labels, (labels + 1) % 3)]
+    low, high = bootstrap.interval(metrics.accuracy, (half_right, labels), num_resamples=200)
+    assert low < 0.5 < high and high - low < 0.2
+
+
 def test_brier_score_and_rotation_and_two_moons():
     probs = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
     assert metrics.brier_score(probs, np.array([0, 0, 1])) == pytest.approx((0 + 2 + 0.5) / 3)
