@@ -1,6 +1,7 @@
 """bnnbook.results: reading chapters' results back and judging them against anchors."""
 
 import json
+import pathlib
 
 import pytest
 
@@ -103,3 +104,45 @@ def test_save_results_records_the_commit_of_a_git_checkout_and_marks_changes(tmp
     entry = json.loads((tmp_path / "results" / "demo.json").read_text())["full"]
     assert entry["commit"] == head + "+uncommitted"
     assert not list((tmp_path / "results").glob(".*.tmp"))  # the atomic write leaves no temporary file
+
+
+def test_scoreboard_shows_only_full_runs_and_cites_the_published_figure(tmp_path, monkeypatch):
+    monkeypatch.setitem(results.HEADLINES, "demo", [
+        results.Headline("err", "test error", sd="err_sd", percent=True),
+        results.Headline("auroc", "AUROC", ci="auroc_ci")])
+    monkeypatch.setitem(results.ANCHORS, ("demo", "err"), results.Anchor(0.02, "Paper, Table 1", "lower",
+                                                                          citation="paper2020"))
+    _write(tmp_path, "demo", "quick", {"err": 0.5, "err_sd": 0.1, "auroc": 0.6})
+    assert results.scoreboard("demo", tmp_path).startswith("No full-profile run of `demo`")  # quick is not a result
+    _write(tmp_path, "demo", "full", {"err": 0.015, "err_sd": 0.001, "auroc": 0.9,
+                                      "auroc_ci": {"low": 0.85, "high": 0.95}})
+    table = results.scoreboard("demo", tmp_path)
+    assert "| test error | 1.50% ± 0.10% (sd over seeds) | 2.00%, Paper, Table 1 {cite}`paper2020` | -0.50% (meets) |" in table
+    assert "| AUROC | 0.9, 95% interval [0.85, 0.95] | no published figure |" in table
+    assert "0.5" not in table.replace("0.50%", "")  # no quick-profile number leaks in
+    assert "| full, " in table and "unknown" in table  # provenance: profile, date and commit
+    assert results.anchored_summary(tmp_path) == (1, 1)
+    with pytest.raises(ValueError, match="chapter='nope'"):
+        results.scoreboard("nope", tmp_path)
+
+
+def test_every_anchor_is_a_paper_of_the_bibliography():
+    bib = (pathlib.Path(__file__).resolve().parents[1] / "references.bib").read_text()
+    for key, anchor in results.ANCHORS.items():
+        assert anchor.citation and "{" + anchor.citation + "," in bib, (key, anchor.citation)
+
+
+def test_headlines_name_metrics_that_the_stored_full_runs_hold():
+    # A typo in a headline would silently drop its row from the appendix.
+    folder = pathlib.Path(__file__).resolve().parents[1] / "results"
+    for chapter, headlines in results.HEADLINES.items():
+        path = folder / f"{chapter}.json"
+        entry = json.loads(path.read_text()).get("full") if path.exists() else None
+        if entry is None:
+            continue
+        flat = dict(results._flatten(entry["metrics"]))
+        for headline in headlines:
+            for key in (headline.metric, headline.sd):
+                assert key is None or key in flat, (chapter, key)
+            if headline.ci:
+                assert f"{headline.ci}.low" in flat and f"{headline.ci}.high" in flat, (chapter, headline.ci)
