@@ -200,14 +200,16 @@ def method_summary(test_draws, test_labels, probe_draws: dict, scores: tuple[str
     in-distribution test inputs with labels ``test_labels``; ``probe_draws``
     maps a probe's name (e.g. ``"letters"``) to its draws. For each probe the
     score of ``SCORE_NAMES`` with the highest AUROC (probe = positive) is
-    kept with its AUROC and FPR at 95% TPR. A single draw (a point estimate)
+    kept with its AUROC and FPR at 95% TPR, and ``"by_score"`` holds every
+    candidate's, so a table can use one score fixed in advance (choosing the
+    best on the probes themselves flatters the method). A single draw (a point estimate)
     has mutual information and spread 0 everywhere, so only the first two
     scores compete unless ``scores`` says otherwise. Returns a dict of numbers
     and strings, ready for ``run.save_results``::
 
         {"accuracy": ..., "nll": ..., "ece": ..., "num_draws": S, "num_test": n,
          "letters": {"auroc": ..., "score": "mutual information", "fpr95": ...,
-                     "num_images": m}, ...}
+                     "num_images": m, "by_score": {score: {"auroc": ..., "fpr95": ...}}}, ...}
 
     Taught in chapter "Rejecting out-of-distribution inputs"; the chapters
     "Flipout" and "Hamiltonian Monte Carlo" record their models' rows with it.
@@ -229,9 +231,10 @@ def method_summary(test_draws, test_labels, probe_draws: dict, scores: tuple[str
         probe_scores = uncertainty_scores(probe_array)
         aurocs = {name: metrics.auroc(test_scores[name], probe_scores[name]) for name in candidates}
         best = max(candidates, key=aurocs.get)
-        row[probe] = {"auroc": aurocs[best], "score": best,
-                      "fpr95": metrics.fpr_at_tpr(test_scores[best], probe_scores[best]),
-                      "num_images": int(probe_array.shape[1])}
+        by_score = {name: {"auroc": aurocs[name], "fpr95": metrics.fpr_at_tpr(test_scores[name], probe_scores[name])}
+                    for name in candidates}
+        row[probe] = {"auroc": aurocs[best], "score": best, "fpr95": by_score[best]["fpr95"],
+                      "num_images": int(probe_array.shape[1]), "by_score": by_score}
     return row
 
 

@@ -110,6 +110,13 @@ def test_method_summary_picks_the_score_that_separates_and_reports_it():
     best = row["disagreeing probe"]["score"]
     scores_test, scores_probe = ood.uncertainty_scores(test), ood.uncertainty_scores(probe)
     assert metrics.auroc(scores_test[best], scores_probe[best]) == pytest.approx(row["disagreeing probe"]["auroc"])
+    # Every candidate score is kept, so a table can fix its score in advance; the best is the maximum of them.
+    by_score = row["disagreeing probe"]["by_score"]
+    assert set(by_score) == set(ood.SCORE_NAMES)
+    for name, entry in by_score.items():
+        assert entry["auroc"] == pytest.approx(metrics.auroc(scores_test[name], scores_probe[name]))
+        assert entry["fpr95"] == pytest.approx(metrics.fpr_at_tpr(scores_test[name], scores_probe[name]))
+    assert max(e["auroc"] for e in by_score.values()) == row["disagreeing probe"]["auroc"]
 
 
 def test_method_summary_of_a_point_estimate_uses_only_the_non_constant_scores():
@@ -117,7 +124,7 @@ def test_method_summary_of_a_point_estimate_uses_only_the_non_constant_scores():
     test, labels, probe = _agreeing_and_disagreeing_draws(rng)
     row = ood.method_summary(test[:1], labels, {"probe": probe[:1]})
     assert row["num_draws"] == 1
-    assert row["probe"]["score"] in ood.SCORE_NAMES[:2]
+    assert row["probe"]["score"] in ood.SCORE_NAMES[:2] and set(row["probe"]["by_score"]) == set(ood.SCORE_NAMES[:2])
     # A single draw of the probe is as confident as a digit: no score separates them.
     assert row["probe"]["auroc"] == pytest.approx(0.5)
 
