@@ -25,7 +25,7 @@ export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup book check-book time-chapters test unit execute bench bench-gpu clean help
+.PHONY: setup book check-book colab-check time-chapters test unit execute bench bench-gpu clean help
 
 help:
 	@echo "make book      build the HTML book into _build/html"
@@ -34,6 +34,8 @@ help:
 	@echo "make execute   re-run chapters in place: CHAPTER=chapters/NN.ipynb PROFILE=quick|full (default full)"
 	@echo "make check-book  build the book, then check links, offline assets and rendering (needs chromium;"
 	@echo "               CHECK_BOOK_FLAGS=--no-browser skips the rendering check)"
+	@echo "make colab-check  install bnnbook as a chapter's first cell does on Colab (fresh venv, newest jax/tensorflow)"
+	@echo "               and run the first cells of a JAX and a TF chapter"
 	@echo "make time-chapters  time every chapter in the quick profile, stored outputs untouched"
 	@echo "make bench     run every bench/ script on this machine; figures go to results/bench.json"
 	@echo "make bench-gpu on a GPU machine: every benchmark's GPU figure and full-profile times of the JAX chapters"
@@ -58,6 +60,10 @@ book: $(STAMP)
 CHECK_BOOK_FLAGS ?=
 check-book: book
 	$(BIN)/python tools/check_book.py _build/html $(CHECK_BOOK_FLAGS)
+
+# Colab's packages (newest releases), bnnbook from a wheel of this checkout, first cells of chapters 1 and 5.
+colab-check:
+	$(PYTHON) tools/colab_check.py
 
 # Every benchmark script; each prints its figure and merges it into results/bench.json.
 BENCHES := $(sort $(wildcard bench/bench_*.py))

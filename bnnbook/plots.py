@@ -9,6 +9,8 @@
   networks disagree (chapter "Rejecting out-of-distribution inputs").
 * :func:`reliability_diagram`: accuracy against confidence per bin, from
   :func:`bnnbook.metrics.reliability_bins` (same chapter).
+* :func:`gaussian_contour`: the ``num_std`` contour of a 2-D Gaussian, an
+  ellipse (chapters "MLE and MAP" and "The variational free energy").
 
 Each helper only draws: it sets no titles or limits beyond what its picture
 needs, and returns what it plotted, so a chapter can print the same numbers.
@@ -106,4 +108,26 @@ def reliability_diagram(ax, probs, labels, *, num_bins: int = 15, min_count: int
     return {**bins, "shown": shown}
 
 
-__all__ = ["predictive_band", "draw_probabilities", "reliability_diagram"]
+def gaussian_contour(ax, mean, cov, *, num_std: float = 2.0, num_points: int = 200, **style):
+    """Draw the ``num_std``-standard-deviation contour of ``N(mean, cov)`` in 2-D; returns its points (2, n).
+
+    The contour is ``mean + num_std * L [cos t, sin t]`` with ``L`` the Cholesky
+    factor of ``cov``: the set of points at Mahalanobis distance ``num_std``.
+    """
+    mean = np.asarray(mean, dtype=np.float64)
+    cov = np.asarray(cov, dtype=np.float64)
+    if mean.shape != (2,) or cov.shape != (2, 2):
+        raise ValueError(f"mean must have shape (2,) and cov (2, 2); got {mean.shape} and {cov.shape}")
+    if not num_std > 0:
+        raise ValueError(f"num_std={num_std!r} must be positive, e.g. 2.0")
+    try:
+        factor = np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        raise ValueError("cov must be symmetric positive definite") from None
+    angle = np.linspace(0.0, 2.0 * np.pi, num_points)
+    points = mean[:, None] + num_std * factor @ np.stack([np.cos(angle), np.sin(angle)])
+    ax.plot(points[0], points[1], **style)
+    return points
+
+
+__all__ = ["predictive_band", "draw_probabilities", "reliability_diagram", "gaussian_contour"]

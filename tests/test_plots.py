@@ -80,3 +80,18 @@ def test_reliability_diagram_plots_the_bins_of_metrics(ax):
     assert np.all(np.abs(expected["accuracy"][shown] - expected["confidence"][shown]) < 0.1)
     with pytest.raises(ValueError, match="min_count"):
         plots.reliability_diagram(ax, probs, labels, min_count=0)
+
+
+def test_gaussian_contour_is_the_set_at_the_asked_mahalanobis_distance():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    cov = np.array([[2.0, 0.6], [0.6, 0.5]])
+    fig, ax = plt.subplots()
+    points = plots.gaussian_contour(ax, [1.0, -1.0], cov, num_std=1.5, color="k")
+    offsets = points - np.array([[1.0], [-1.0]])
+    distance = np.sqrt(np.einsum("in,ij,jn->n", offsets, np.linalg.inv(cov), offsets))
+    np.testing.assert_allclose(distance, 1.5)
+    with pytest.raises(ValueError, match="positive definite"):
+        plots.gaussian_contour(ax, [0.0, 0.0], [[1.0, 2.0], [2.0, 1.0]])
+    plt.close(fig)
