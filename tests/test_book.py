@@ -170,3 +170,18 @@ def test_the_decimal_check_catches_a_typed_number():
     typed = "HMC reached 98.41% accuracy, with $\\hat{R} \\le 1.01$ and {glue:text}`acc:.2f`."
     prose = _prose_without_math_code_and_glue(typed)
     assert TYPED_NUMBER.findall(prose) == ["98.41%"]
+
+
+def test_practical_approximations_chooses_nothing_on_test_digits_or_probes():
+    # Issue 26: every choice (epochs, dropout rate, temperature, Laplace prior, SG-MCMC steps) is made on the
+    # training and validation digits. The test digits and the probe sets are loaded in one cell and may be
+    # used only from the cell that scores every method ("def predictive_draws") on.
+    cells = ["".join(c["source"]) for c in _code_cells(ROOT / "chapters" / "07_approximations.ipynb")]
+    scoring = next(i for i, source in enumerate(cells) if "def predictive_draws" in source)
+    held_out = re.compile(r"\b(test_images|test_labels|probes|evaluation_sets)\b|\bmnist\.test\b")
+    for index, source in enumerate(cells[:scoring]):
+        kept = [line for line in source.splitlines()
+                if not re.match(r"\s*(test_images, test_labels|probes) = ", line)]
+        used = held_out.findall("\n".join(kept))
+        assert not used, f"code cell {index} uses {sorted(set(used))} before the scoring cell"
+    assert any(held_out.search(source) for source in cells[scoring:])  # the check looks at the right names
