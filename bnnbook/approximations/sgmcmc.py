@@ -119,8 +119,9 @@ def run_sgmcmc(kernel: str, log_prior_fn: Callable, log_likelihood_fn: Callable,
       epochs runs without noise (optimisation), and the end of every later
       epoch of the cycle is kept.
 
-    The step size here is per *summed* log posterior (``N`` times the
-    per-example scale), the unit BlackJAX uses.
+    The step size here is per *summed* log posterior (the gradient is ``N``
+    times a per-example one, so the step is ``1 / N`` times a per-example
+    learning rate), the unit BlackJAX uses.
     """
     if kernel not in ("sgld", "sghmc"):
         raise ValueError(f"kernel={kernel!r}: use 'sgld' or 'sghmc'")
