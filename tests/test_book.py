@@ -98,8 +98,9 @@ def test_every_chapter_has_the_same_shape(path):
 # --------------------------------------------------------------------------
 
 GLUE_REFERENCE = re.compile(r"\{glue:(?:text)?\}`([A-Za-z_][A-Za-z0-9_]*)(?::[^`]*)?`")
-# Chapters whose prose binds every result to the run; the others follow as they are rewritten (issue 27).
-GLUED_CHAPTERS = ["04_bayes_by_backprop", "06_hmc"]
+# Chapters whose prose binds every result to the run: all of them (issue 27).
+GLUED_CHAPTERS = ["01_why_bnn", "02_mle_map", "03_free_energy", "04_bayes_by_backprop", "05_flipout", "06_hmc",
+                  "07_approximations", "08_ood"]
 # A decimal or a percentage: what a result looks like when it is typed in.
 TYPED_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?%|(?<![\w.])\d+\.\d+(?![\w.])")
 
@@ -131,6 +132,7 @@ def _prose_without_math_code_and_glue(text: str) -> str:
 
 
 def test_glued_chapters_exist_and_use_glue():
+    assert set(GLUED_CHAPTERS) == {path.stem for path in CHAPTERS}, "every chapter's prose is checked for typed numbers"
     for stem in GLUED_CHAPTERS:
         path = ROOT / "chapters" / f"{stem}.ipynb"
         assert path.exists(), stem
