@@ -151,7 +151,7 @@ def scoreboard(chapter: str, directory: str | os.PathLike | None = None, profile
         ours = shown(value)
         sd = _lookup(metrics, headline.sd) if headline.sd else None
         if isinstance(sd, (int, float)):
-            ours += f" ± {shown(sd)} (sd over seeds)"
+            ours += f" ± {f'{100 * sd:.2f}%' if headline.percent else f'{sd:.2g}'} (sd over seeds)"
         ci = _lookup(metrics, headline.ci) if headline.ci else None
         if isinstance(ci, dict) and {"low", "high"} <= set(ci):
             ours += f", 95% interval [{shown(ci['low'])}, {shown(ci['high'])}]"
