@@ -65,7 +65,7 @@ def _check_mixture(weights, means, stds):
     return weights, means, stds
 
 
-def kl_to_mixture(mean, std, weights, means, stds, direction: str = "reverse", num_points: int = 4001) -> float:
+def kl_to_mixture(mean, std, weights, means, stds, direction: str = "reverse", num_points: int = 1201) -> float:
     """``KL(q || p)`` (``"reverse"``) or ``KL(p || q)`` (``"forward"``) for ``q = N(mean, std^2)`` and a
     Gaussian mixture ``p``, by the trapezoid rule on a wide grid."""
     weights, means, stds = _check_mixture(weights, means, stds)
@@ -95,7 +95,7 @@ def gaussian_fits_to_mixture(weights, means, stds, start: float | None = None) -
     first = means[np.argmax(weights)] if start is None else float(start)
     objective = lambda z: kl_to_mixture(z[0], np.exp(z[1]), weights, means, stds, "reverse")  # noqa: E731
     found = optimize.minimize(objective, x0=[first, np.log(stds[np.argmax(weights)])], method="Nelder-Mead",
-                              options={"xatol": 1e-6, "fatol": 1e-10, "maxiter": 2000})
+                              options={"xatol": 1e-4, "fatol": 1e-8, "maxiter": 400})
     return {"forward": (mixture_mean, float(np.sqrt(mixture_var))),
             "reverse": (float(found.x[0]), float(np.exp(found.x[1])))}
 
