@@ -128,7 +128,7 @@ def _prose_without_math_code_and_glue(text: str) -> str:
     text = GLUE_REFERENCE.sub(" ", text)
     text = re.sub(r"\{[a-z:]+\}`[^`]*`", " ", text)  # roles: {cite}`...`, {func}`...`, {ref}`...`
     text = re.sub(r"`[^`\n]*`", " ", text)  # inline code (settings such as `target_accept=0.8`)
-    return re.sub(r"\([^()\s]*\)", " ", text)  # (1), (2): list labels and the like
+    return re.sub(r"\((?:\d|[a-z]|[ivx]+)\)", " ", text)  # (1), (a), (iii): list labels, not "(0.5)"
 
 
 def test_glued_chapters_exist_and_use_glue():
@@ -172,6 +172,8 @@ def test_the_decimal_check_catches_a_typed_number():
     typed = "HMC reached 98.41% accuracy, with $\\hat{R} \\le 1.01$ and {glue:text}`acc:.2f`."
     prose = _prose_without_math_code_and_glue(typed)
     assert TYPED_NUMBER.findall(prose) == ["98.41%"]
+    # A number in parentheses is still a number; only list labels such as (1) are skipped.
+    assert TYPED_NUMBER.findall(_prose_without_math_code_and_glue("unsure (0.5), as in (1)")) == ["0.5"]
 
 
 def test_practical_approximations_chooses_nothing_on_test_digits_or_probes():
