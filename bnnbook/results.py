@@ -109,13 +109,22 @@ HEADLINES: dict[str, list[Headline]] = {
 }
 
 
-def _lookup(metrics: dict, key: str):
-    flat = dict(_flatten(metrics))
+def _lookup(flat: dict, key: str | None):
+    """``flat[key]``, or the dict of ``key``'s children (e.g. ``{"low", "high"}``), or ``None``."""
+    if key is None:
+        return None
     if key in flat:
         return flat[key]
     prefix = key + "."
     nested = {k[len(prefix):]: v for k, v in flat.items() if k.startswith(prefix)}
     return nested or None
+
+
+def _stored_metrics(chapter: str, directory, profile: str) -> dict | None:
+    """The flattened metrics of ``chapter``'s stored ``profile`` run (no fallback to the other profile), or ``None``."""
+    path = runtime.results_dir(directory) / f"{chapter}.json"
+    entry = json.loads(path.read_text()).get(profile) if path.exists() else None
+    return None if entry is None else {"entry": entry, "flat": dict(_flatten(entry["metrics"]))}
 
 
 def _short_commit(commit: str) -> str:
@@ -135,24 +144,22 @@ def scoreboard(chapter: str, directory: str | os.PathLike | None = None, profile
         raise ValueError(f"chapter={chapter!r} has no headlines; known: {sorted(HEADLINES)}")
     if profile not in runtime.PROFILES:
         raise ValueError(f"profile={profile!r}; use one of {runtime.PROFILES}")
-    path = runtime.results_dir(directory) / f"{chapter}.json"
-    record = json.loads(path.read_text()) if path.exists() else {}
-    entry = record.get(profile)
-    if entry is None:
+    stored = _stored_metrics(chapter, directory, profile)
+    if stored is None:
         return f"No {profile}-profile run of `{chapter}` is stored yet.\n"
-    metrics = entry["metrics"]
+    entry, flat = stored["entry"], stored["flat"]
     provenance = f"{entry.get('profile', profile)}, {entry.get('date', '?')}, {_short_commit(entry.get('commit', 'not recorded'))}"
     lines = ["| number | ours | published | difference | made |", "|---|---|---|---|---|"]
     for headline in HEADLINES[chapter]:
-        value = _lookup(metrics, headline.metric)
+        value = _lookup(flat, headline.metric)
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             continue
         shown = (lambda x: f"{100 * x:.2f}%") if headline.percent else (lambda x: f"{x:.4g}")
         ours = shown(value)
-        sd = _lookup(metrics, headline.sd) if headline.sd else None
+        sd = _lookup(flat, headline.sd)
         if isinstance(sd, (int, float)):
             ours += f" ± {f'{100 * sd:.2f}%' if headline.percent else f'{sd:.2g}'} (sd over seeds)"
-        ci = _lookup(metrics, headline.ci) if headline.ci else None
+        ci = _lookup(flat, headline.ci)
         if isinstance(ci, dict) and {"low", "high"} <= set(ci):
             ours += f", 95% interval [{shown(ci['low'])}, {shown(ci['high'])}]"
         anchor = ANCHORS.get((chapter, headline.metric))
@@ -171,10 +178,8 @@ def anchored_summary(directory: str | os.PathLike | None = None) -> tuple[int, i
     """``(met, judged)`` over the published anchors whose chapter has a stored full run."""
     met = judged = 0
     for (chapter, metric), anchor in ANCHORS.items():
-        entry = (json.loads(path.read_text()).get("full") if (path := runtime.results_dir(directory)
-                                                              / f"{chapter}.json").exists() else None)
-        value = _lookup(entry["metrics"], metric) if entry else None
-        judged_here = verdict(value, anchor)
+        stored = _stored_metrics(chapter, directory, "full")
+        judged_here = verdict(_lookup(stored["flat"], metric), anchor) if stored else ""
         if judged_here:
             judged += 1
             met += judged_here == "meets"
