@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from bnnbook import metrics
+from bnnbook._checks import check_probs
 
 
 def _vector(values, name: str) -> np.ndarray:
@@ -73,7 +74,7 @@ def draw_probabilities(ax, draws, *, color="C0", jitter: float = 0.25, seed: int
 
     Taught in chapter "Rejecting out-of-distribution inputs".
     """
-    draws = metrics._check_probs(draws, "draws")
+    draws = check_probs(draws, "draws")
     if draws.ndim != 2:
         raise ValueError(f"draws must have shape (num_draws, classes) for one input; got {draws.shape}")
     if not 0 <= jitter < 0.5:

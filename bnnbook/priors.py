@@ -34,6 +34,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from bnnbook._checks import check_count
+from bnnbook._checks import check_nonnegative as _check_nonnegative
+from bnnbook._checks import check_positive as _check_positive
+from bnnbook._checks import check_probability as _check_probability
+from bnnbook._checks import is_concrete as _is_concrete
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _LOG_2 = math.log(2.0)
@@ -42,39 +46,6 @@ _LOG_2 = math.log(2.0)
 # --------------------------------------------------------------------------
 # Validation (only for concrete values; tracers pass through unchecked).
 # --------------------------------------------------------------------------
-
-def _is_concrete(value: Any) -> bool:
-    return not isinstance(value, jax.core.Tracer)
-
-
-def _describe(value: Any) -> str:
-    array = np.asarray(value)
-    return repr(array.item()) if array.size == 1 else f"an array with min {array.min()!r}"
-
-
-def _check_positive(name: str, value: Any, fix: str = "") -> None:
-    if not _is_concrete(value):
-        return
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} is not a number; {fix or 'pass a positive float'}") from None
-    if array.size == 0 or not np.all(np.isfinite(array)) or np.any(array <= 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {_describe(value)}. "
-                         f"{fix or 'Pass a positive value.'}")
-
-
-def _check_probability(name: str, value: Any) -> None:
-    if not _is_concrete(value):
-        return
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} is not a number; pass a float in (0, 1)") from None
-    if array.size == 0 or not np.all(np.isfinite(array)) or np.any(array <= 0) or np.any(array >= 1):
-        raise ValueError(f"{name} must lie strictly between 0 and 1, got {_describe(value)}. "
-                         f"Pass the weight of the first component, e.g. {name}=0.5.")
-
 
 def _as_leaf(value: Any) -> Any:
     """Store a prior parameter as a float array (a tracer is kept as it is)."""
@@ -439,14 +410,6 @@ def l1_penalty(params, strength):
     Taught in chapter "MLE and MAP"."""
     _check_nonnegative("strength", strength)
     return strength * sum(jnp.sum(_abs(leaf)) for leaf in jax.tree_util.tree_leaves(params))
-
-
-def _check_nonnegative(name, value):
-    if _is_concrete(value):
-        array = np.asarray(value, dtype=np.float64)
-        if not np.all(np.isfinite(array)) or np.any(array < 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {_describe(value)}; "
-                             f"a regularisation strength cannot be negative")
 
 
 __all__ = [

@@ -23,6 +23,8 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
+from bnnbook._checks import check_count
+
 LossFn = Callable[[Any, Any, jax.Array], tuple[jax.Array, Mapping[str, jax.Array]]]
 
 
@@ -96,13 +98,12 @@ def fit(loss_fn: LossFn, params: Any, optimizer: optax.GradientTransformation, d
 
     Taught in chapter "Why Bayesian neural networks".
     """
-    if num_steps < 1:
-        raise ValueError(f"num_steps={num_steps} must be >= 1")
-    if num_updates < 1:
-        raise ValueError(f"num_updates={num_updates} must be >= 1")
+    num_steps = check_count("num_steps", num_steps, hint="the number of optimisation steps, e.g. 1000")
+    num_updates = check_count("num_updates", num_updates, hint="how often the progress bar is updated, e.g. 20")
     num_examples = _check_data(data)
     if batch_size is None:
         batch_size = num_examples
+    batch_size = check_count("batch_size", batch_size, hint="the minibatch size, or None for the full batch")
     if not 1 <= batch_size <= num_examples:
         raise ValueError(f"batch_size={batch_size} must be in [1, {num_examples}] (the number of examples)")
     data = jax.tree_util.tree_map(jnp.asarray, data)
@@ -180,8 +181,9 @@ def smooth(values: np.ndarray, window: int = 50) -> np.ndarray:
     Taught in chapter "Why Bayesian neural networks".
     """
     values = np.asarray(values, dtype=float)
-    if window < 1:
-        raise ValueError(f"window={window} must be >= 1")
+    window = check_count("window", window, hint="the number of steps averaged, e.g. 50")
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"values must be a non-empty 1-D array (one value per step); got shape {values.shape}")
     window = min(window, len(values))
     kernel = np.ones(window) / window
     return np.convolve(values, kernel, mode="valid")
