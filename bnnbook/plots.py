@@ -207,12 +207,12 @@ def image_and_probabilities(ax, image, probs, name: str) -> tuple[int, float]:
 
 
 def regression_fits(ax, x, fits, x_train, y_train, truth, *, train_range=(-0.5, 0.5), label: str = "network fit"):
-    """The training range (shaded), the true function (dashed), the fits (one line each) and the data.
+    """The training range (shaded), the true function (dashed), the fits (one line each; none is fine) and the data.
 
     Taught in chapter "Why Bayesian neural networks".
     """
     x = _vector(x, "x")
-    fits = np.atleast_2d(np.asarray(fits, dtype=np.float64))
+    fits = np.asarray(fits, dtype=np.float64).reshape(-1, len(x)) if np.size(fits) else np.zeros((0, len(x)))
     if fits.shape[-1] != len(x):
         raise ValueError(f"fits must have shape (num_fits, {len(x)}); got {fits.shape}")
     ax.axvspan(*train_range, color="0.92", label="training range")

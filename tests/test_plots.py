@@ -147,5 +147,10 @@ def test_image_grid_and_regression_fits_draw_one_item_each(ax):
     x = np.linspace(-1, 1, 5)
     plots.regression_fits(ax, x, np.stack([x, 2 * x]), x, x, x)
     np.testing.assert_allclose(ax.lines[2].get_ydata(), 2 * x)  # truth, then the fits in order
-    line = ax.lines[0].get_ydata()
-    np.testing.assert_allclose(line, x)
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), x)
+    fig, empty = plt.subplots()
+    plots.regression_fits(empty, x, [], x, x, x)  # the range, the truth and the data only
+    assert len(empty.lines) == 2
+    plt.close(fig)
+    with pytest.raises(ValueError):
+        plots.regression_fits(ax, x, np.ones(7), x, x, x)
