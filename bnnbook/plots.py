@@ -201,7 +201,9 @@ def image_and_probabilities(ax, image, probs, name: str) -> tuple[int, float]:
     Taught in chapter "Why Bayesian neural networks".
     """
     probs = probability_bars(ax, {"probability": probs})[0]
-    ax.inset_axes([0.02, 0.55, 0.4, 0.4]).imshow(np.asarray(image).reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
+    inset = ax.inset_axes([0.02, 0.55, 0.4, 0.4])
+    inset.imshow(np.asarray(image).reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
+    inset.set(xticks=[], yticks=[])
     ax.set(title=f"{name}: '{probs.argmax()}' at {probs.max():.2f}", xlabel="class")
     return int(probs.argmax()), float(probs.max())
 

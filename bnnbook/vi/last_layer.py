@@ -9,9 +9,8 @@ The last hidden layer's outputs ``phi(x)`` (with a 1 appended for the bias,
 from :func:`bnnbook.approximations.last_layer_features`) are fixed features,
 and the output is linear in the last layer's weights ``W``. For regression with Gaussian noise the posterior of ``W`` is exact
 (:func:`bnnbook.vi.linear_regression_posterior`), and :func:`regression_band`
-returns the predictive mean and standard deviation. (For a softmax last layer
-on all of MNIST the posterior of ``W`` is so narrow that it changes little; the
-later chapters put the posterior on every weight.)
+returns the predictive mean and standard deviation.A last layer is only as
+uncertain as its features allow: where they stop changing, so does the band.
 """
 
 from __future__ import annotations
