@@ -198,7 +198,7 @@ def test_practical_approximations_chooses_nothing_on_test_digits_or_probes():
 MAX_CODE_PROSE_RATIO = 0.6
 # Issue 27 asks for <= 0.6 in chapters 1-3; the chapters not there yet are listed with their ratio after the first
 # pass (strict: the mark must go once a chapter gets there).
-RATIO_NOT_YET = {"01_why_bnn": 0.83, "02_mle_map": 0.85, "03_free_energy": 1.13}
+RATIO_NOT_YET = {"01_why_bnn": 0.80, "02_mle_map": 0.84, "03_free_energy": 1.12}
 
 
 def _code_prose_ratio(path) -> float:
@@ -218,4 +218,5 @@ def test_code_is_at_most_0_6_of_the_prose_by_characters(stem):
 def test_the_ratio_check_can_fail(tmp_path):
     notebook = {"cells": [{"cell_type": "markdown", "source": ["x" * 10]}, {"cell_type": "code", "source": ["y" * 7]}]}
     (tmp_path / "nb.ipynb").write_text(json.dumps(notebook))
-    assert _code_prose_ratio(tmp_path / "nb.ipynb") == pytest.approx(0.7) > MAX_CODE_PROSE_RATIO
+    ratio = _code_prose_ratio(tmp_path / "nb.ipynb")
+    assert ratio == pytest.approx(0.7) and ratio > MAX_CODE_PROSE_RATIO
