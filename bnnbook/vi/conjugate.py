@@ -152,3 +152,21 @@ def linear_regression_mean_field(features, targets, noise_std: float, prior_std:
     diag = np.diag(precision)
     gap = 0.5 * (np.sum(np.log(diag)) - np.linalg.slogdet(precision)[1])
     return mean, 1.0 / diag, float(gap)
+
+
+def linear_regression_elbo_gap(features, targets, noise_std: float, prior_std: float, mean, cov) -> dict:
+    """The three exact terms of ``log p(D) = ELBO(q) + KL(q || p(w | D))`` for a Gaussian ``q = N(mean, cov)``.
+
+    Returns ``{"log_evidence", "elbo", "kl"}``, each computed on its own
+    (:func:`linear_regression_log_evidence`, :func:`linear_regression_elbo`,
+    and :func:`gaussian_kl_full` against :func:`linear_regression_posterior`),
+    so that the identity is a check, not a definition. ``cov`` is a full
+    covariance or a vector of variances.
+
+    Taught in chapter "The variational free energy".
+    """
+    post_mean, post_cov = linear_regression_posterior(features, targets, noise_std, prior_std)
+    c = np.asarray(cov, np.float64)
+    return {"log_evidence": linear_regression_log_evidence(features, targets, noise_std, prior_std),
+            "elbo": linear_regression_elbo(features, targets, noise_std, prior_std, mean, cov),
+            "kl": gaussian_kl_full(mean, np.diag(c) if c.ndim == 1 else c, post_mean, post_cov)}
