@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from bnnbook import metrics
-from bnnbook._checks import check_probs
+from bnnbook._checks import check_positive, check_probs
 
 
 def _vector(values, name: str) -> np.ndarray:
@@ -145,16 +145,24 @@ def image_grid(axes, images, titles=None, *, fontsize: float = 8):
     Taught in chapter "Why Bayesian neural networks".
     """
     axes = list(np.ravel(axes))
-    images = np.asarray(images, dtype=np.float64)
+    images = _images_28x28(images, "images")
     if len(images) < len(axes):
         raise ValueError(f"{len(images)} images for {len(axes)} axes; pass at least one image per axis")
     for i, ax in enumerate(axes):
-        ax.imshow(images[i].reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
+        ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=1)
         ax.set_xticks([])
         ax.set_yticks([])
         if titles is not None:
             ax.set_title(titles[i], fontsize=fontsize)
     return len(axes)
+
+
+def _images_28x28(images, name: str) -> np.ndarray:
+    """``images`` as an array of shape (n, 28, 28): accepts (n, 784), (n, 28, 28) or one image."""
+    array = np.asarray(images, dtype=np.float64)
+    if array.size == 0 or array.size % 784:
+        raise ValueError(f"{name} must hold 28 x 28 images, shape (n, 784) or (n, 28, 28); got shape {array.shape}")
+    return array.reshape(-1, 28, 28)
 
 
 def confidence_histograms(ax, confidence: dict, *, threshold: float = 0.9, bins=None) -> dict[str, float]:
@@ -170,6 +178,9 @@ def confidence_histograms(ax, confidence: dict, *, threshold: float = 0.9, bins=
     shares = {}
     for name, values in confidence.items():
         values = _vector(values, f"confidence[{name!r}]")
+        if values.min() < 0 or values.max() > 1:
+            raise ValueError(f"confidence[{name!r}] must lie in [0, 1] (a largest softmax probability); "
+                             f"got values from {values.min():.3g} to {values.max():.3g}")
         ax.hist(values, bins=bins, histtype="step", linewidth=1.8, density=True, label=name)
         shares[name] = float(np.mean(values > threshold))
     ax.axvline(threshold, color="k", linestyle=":", linewidth=1)
@@ -184,6 +195,8 @@ def probability_bars(ax, probs: dict, *, width: float = 0.8):
 
     Taught in chapter "Why Bayesian neural networks".
     """
+    if not probs:
+        raise ValueError("probs is empty; pass {model name: probability vector}, e.g. {'MAP': p}")
     rows = {name: _vector(p, f"probs[{name!r}]") for name, p in probs.items()}
     sizes = {len(p) for p in rows.values()}
     if len(sizes) != 1:
@@ -201,9 +214,10 @@ def image_and_probabilities(ax, image, probs, name: str) -> tuple[int, float]:
 
     Taught in chapter "Why Bayesian neural networks".
     """
+    image = _images_28x28(image, "image")[0]  # checked before anything is drawn
     probs = probability_bars(ax, {"probability": probs})[0]
     inset = ax.inset_axes([0.02, 0.55, 0.4, 0.4])
-    inset.imshow(np.asarray(image).reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
+    inset.imshow(image, cmap="gray_r", vmin=0, vmax=1)
     inset.set(xticks=[], yticks=[])
     ax.set(title=f"{name}: '{probs.argmax()}' at {probs.max():.2f}", xlabel="class")
     return int(probs.argmax()), float(probs.max())
@@ -215,8 +229,9 @@ def regression_fits(ax, x, fits, x_train, y_train, truth, *, train_range=(-0.5, 
     Taught in chapter "Why Bayesian neural networks".
     """
     x = _vector(x, "x")
-    fits = np.asarray(fits, dtype=np.float64).reshape(-1, len(x)) if np.size(fits) else np.zeros((0, len(x)))
-    if fits.shape[-1] != len(x):
+    fits = np.asarray(fits, dtype=np.float64) if np.size(fits) else np.zeros((0, len(x)))
+    fits = fits[None] if fits.ndim == 1 else fits
+    if fits.ndim != 2 or fits.shape[-1] != len(x):
         raise ValueError(f"fits must have shape (num_fits, {len(x)}); got {fits.shape}")
     ax.axvspan(*train_range, color="0.92", label="training range")
     ax.plot(x, _vector(truth, "truth"), "k--", linewidth=1, label="true function")
@@ -273,6 +288,8 @@ def line_posterior(ax, x, y, noise_std: float, prior_std: float, mean, cov, *, e
     Taught in chapter "MLE and MAP".
     """
     x, y = _vector(x, "x"), _vector(y, "y")
+    check_positive("noise_std", noise_std, "the noise standard deviation of the line's likelihood, e.g. 0.5")
+    check_positive("prior_std", prior_std, "the prior standard deviation of each weight, e.g. 1.0")
     grid = np.linspace(-extent, extent, 251)
     w0, w1 = np.meshgrid(grid, grid)
     residuals = y[:, None, None] - w0 - w1 * x[:, None, None]
@@ -294,6 +311,9 @@ def weight_magnitudes(ax, params: dict, *, color=None, floor: float = 1e-8) -> d
 
     Taught in chapter "MLE and MAP".
     """
+    if not params:
+        raise ValueError("params is empty; pass {name: weights}, e.g. {'L1': w_l1, 'L2': w_l2}")
+    check_positive("floor", floor, "the smallest magnitude drawn, e.g. 1e-8")
     bins = np.linspace(np.log10(floor), 1.5, 58)
     stats = {}
     for i, (name, values) in enumerate(params.items()):

@@ -39,7 +39,7 @@ from bnnbook import (approximations, bootstrap, data, flipout, hmc, layers, like
 from bnnbook.approximations import laplace as laplace_lib
 from bnnbook.hmc import surrogate
 from bnnbook.hmc.sample import mass_windows
-from bnnbook.vi import classifier, directions
+from bnnbook.vi import classifier, directions, last_layer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -200,6 +200,23 @@ CASES = [
      r"min_count=0 must be >= 1"),
     (plots.gaussian_contour, lambda: plots.gaussian_contour(None, np.zeros(2), -np.eye(2)), E,
      r"cov must be symmetric positive definite"),
+    (plots.image_grid, lambda: plots.image_grid([None], np.zeros((2, 5))), E,
+     r"images must hold 28 x 28 images, shape \(n, 784\) or \(n, 28, 28\); got shape \(2, 5\)"),
+    (plots.confidence_histograms, lambda: plots.confidence_histograms(None, {"noise": [0.5, 1.5]}), E,
+     r"confidence\['noise'\] must lie in \[0, 1\]"),
+    (plots.probability_bars, lambda: plots.probability_bars(None, {}), E, r"probs is empty; pass \{model name"),
+    (plots.image_and_probabilities, lambda: plots.image_and_probabilities(None, np.zeros(10), [0.5, 0.5], "x"), E,
+     r"image must hold 28 x 28 images, shape \(n, 784\) or \(n, 28, 28\); got shape \(10,\)"),
+    (plots.regression_fits, lambda: plots.regression_fits(None, [0.0, 1.0, 2.0], [[0.0, 1.0]], [0.0], [0.0],
+                                                          [0.0, 1.0, 2.0]), E,
+     r"fits must have shape \(num_fits, 3\); got \(1, 2\)"),
+    (plots.norm_ball_optimum, lambda: plots.norm_ball_optimum(None, np.ones((3, 2)), np.ones(3), np.zeros(2), 1.0, 3),
+     E, r"norm 1 or 2; got \(3, 2\) and norm=3"),
+    (plots.line_posterior, lambda: plots.line_posterior(None, [0.0], [0.0], -1.0, 1.0, np.zeros(2), np.eye(2)), E,
+     r"noise_std must be a finite number > 0, got -1\.0"),
+    (plots.weight_magnitudes, lambda: plots.weight_magnitudes(None, {}), E, r"params is empty; pass \{name: weights\}"),
+    (plots.elbo_gap, lambda: plots.elbo_gap(None, np.arange(3.0), 1.0, np.arange(2.0)), E,
+     r"x and elbo must have one length; got 3 and 2"),
     # nets, train
     (nets.mlp, lambda: nets.mlp((0,), 2), E, r"layer sizes must be >= 1"),
     (train.fit, lambda: train.fit(loss_fn, jnp.ones(2), optax.sgd(0.1), jnp.ones((4, 1)), num_steps=2.5, key=KEY,
@@ -397,6 +414,18 @@ CASES = [
      r"features must have shape \(n, F\) and mean \(F, classes\); got \(3, 4\) and \(5, 2\)"),
     (laplace_lib.log_evidence, lambda: laplace_lib.log_evidence(0.0, np.zeros(2), np.ones(2), [-1.0]), E,
      r"prior_precisions must be positive and finite"),
+    # added with the figures of chapters 1-3
+    (priors.constrained_least_squares, lambda: priors.constrained_least_squares(np.ones((3, 2)), np.ones(3), -1.0, 1),
+     E, r"radius=-1\.0 must be positive and finite, e\.g\. 1\.0"),
+    (train.fit_stacked, lambda: train.fit_stacked(lambda p, b, k: (jnp.sum(p), {}), jnp.ones((3, 2)), optax.sgd(0.1),
+                                                  (np.ones((4, 1)),), member_args=(jnp.ones(2),),
+                                                  key=KEY, num_steps=1), E,
+     r"stacked_params and member_args need one shared leading member axis; got sizes \[2, 3\]"),
+    (vi.linear_regression_elbo_gap, lambda: vi.linear_regression_elbo_gap(np.ones((3, 2)), np.ones(3), 1.0, 1.0,
+                                                                        np.zeros(2), -np.eye(2)), E,
+     r"cov is not positive definite"),
+    (last_layer.regression_band, lambda: last_layer.regression_band(np.ones((3, 2)), np.ones(3), np.ones((4, 2)), -1.0),
+     E, r"noise_std must be a finite number > 0, got -1\.0"),
 ]
 
 
