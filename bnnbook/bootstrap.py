@@ -67,7 +67,10 @@ def interval(statistic: Callable[..., float], *sets, groups: Sequence | None = N
         lengths = {len(a) for a in arrays}
         if len(lengths) != 1:
             raise ValueError(f"the arrays of set {position} have different lengths {sorted(lengths)}")
-        sizes.append(lengths.pop())
+        size = lengths.pop()
+        if size == 0:
+            raise ValueError(f"set {position} is empty; every set needs at least one row to resample")
+        sizes.append(size)
     rng = np.random.default_rng(seed)
     values = np.empty(num_resamples)
     for r in range(num_resamples):

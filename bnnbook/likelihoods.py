@@ -27,9 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bnnbook import priors
-from bnnbook._checks import check_count
-from bnnbook.priors import _check_positive
+from bnnbook._checks import check_count, check_finite, is_concrete
+from bnnbook._checks import check_positive as _check_positive
 
 REDUCTIONS = ("sum", "mean", "none")
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -80,6 +79,8 @@ def gaussian_log_likelihood(y, mean, noise_std, reduction: str = "sum"):
                          f"{y.shape}; pass a scalar or an array of shape {y.shape}")
     _check_positive("noise_std", noise_std, "The noise standard deviation must be positive "
                     "(for a learned one use softplus or exp of a free parameter).")
+    check_finite("y", y, "regression targets must be finite; drop or impute the NaN rows of the data")
+    check_finite("mean", mean, "the predictions must be finite; a NaN usually means the network diverged")
     z = (y - mean) / noise_std
     log_density = -0.5 * z * z - jnp.log(noise_std) - _LOG_SQRT_2PI
     log_density = jnp.broadcast_to(log_density, y.shape)
@@ -106,6 +107,7 @@ def categorical_log_likelihood(logits, labels, reduction: str = "sum"):
                          f"have shape logits.shape[:-1] = {logits.shape[:-1]} (integer class indices, not one-hot)")
     if not jnp.issubdtype(labels.dtype, jnp.integer):
         raise ValueError(f"labels has dtype {labels.dtype}; pass integer class indices")
+    check_finite("logits", logits, "the logits must be finite; a NaN usually means the network diverged")
     return _reduce(_label_log_probs(jax.nn.log_softmax(logits, axis=-1), labels), reduction)
 
 
@@ -119,7 +121,7 @@ def _label_log_probs(log_probs, labels):
     Taught in chapter "MLE and MAP".
     """
     num_classes = log_probs.shape[-1]
-    if priors._is_concrete(labels) and jnp.size(labels):
+    if is_concrete(labels) and jnp.size(labels):
         # NumPy, not jnp: inside a trace jnp would stage even a concrete array's min into the program.
         low, high = int(np.min(np.asarray(labels))), int(np.max(np.asarray(labels)))
         if low < 0 or high >= num_classes:

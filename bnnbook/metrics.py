@@ -10,19 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from bnnbook._checks import check_count
-
-
-def _check_probs(probs, name: str = "probs", atol: float = 1e-3) -> np.ndarray:
-    probs = np.asarray(probs, dtype=np.float64)
-    if probs.ndim < 2 or probs.shape[0] == 0 or probs.shape[-1] < 2:
-        raise ValueError(f"{name} must have shape (..., n, classes) with n >= 1 and classes >= 2; got {probs.shape}")
-    if not np.all(np.isfinite(probs)) or probs.min() < -atol:
-        raise ValueError(f"{name} has negative or non-finite entries")
-    total = probs.sum(-1)
-    if np.max(np.abs(total - 1.0)) > atol:
-        worst = float(total.flat[np.argmax(np.abs(total - 1.0))])
-        raise ValueError(f"{name} rows must sum to 1 (worst row sums to {worst:.6g}); apply softmax first")
-    return probs
+from bnnbook._checks import check_probs as _check_probs
 
 
 def _check_prob_matrix(probs) -> np.ndarray:

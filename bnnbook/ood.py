@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from bnnbook import metrics
-from bnnbook.metrics import _check_probs
+from bnnbook._checks import check_probs as _check_probs
 
 SCORE_NAMES = ("1 - max probability", "predictive entropy", "mutual information", "std of predicted probability")
 

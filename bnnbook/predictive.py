@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from bnnbook import vi
-from bnnbook._checks import check_count
+from bnnbook._checks import check_count, check_finite
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
 
@@ -44,6 +44,7 @@ def _check_inputs(inputs) -> jax.Array:
     inputs = jnp.asarray(inputs)
     if inputs.ndim < 1 or inputs.shape[0] == 0:
         raise ValueError(f"inputs must have a leading example axis with at least one example; got shape {inputs.shape}")
+    check_finite("inputs", inputs, "the inputs must be finite; look for NaN in the data")
     return inputs
 
 
@@ -121,7 +122,15 @@ def variational_outputs(apply_fn: ApplyFn, q: dict, inputs, key: jax.Array, num_
 
     Taught in chapter "The reparameterization trick and Bayes by Backprop".
     """
-    return _variational_outputs(apply_fn, q, _check_inputs(inputs), key, _check_num_draws(num_draws))
+    return _variational_outputs(apply_fn, _check_posterior(q), _check_inputs(inputs), key, _check_num_draws(num_draws))
+
+
+def _check_posterior(q) -> dict:
+    """A mean-field ``q`` of :func:`bnnbook.vi.init_mean_field` with finite parameters."""
+    vi.parameterization(q)  # a ValueError naming q unless it has 'mean' and one of 'rho' or 'log_var'
+    check_finite("q", q, "every mean and scale parameter of q must be finite; a NaN usually comes from a "
+                 "diverged fit (lower the learning rate)")
+    return q
 
 
 def _check_weight_draws(weight_draws) -> None:
@@ -131,6 +140,8 @@ def _check_weight_draws(weight_draws) -> None:
     sizes = {int(jnp.shape(leaf)[0]) for leaf in leaves}
     if len(sizes) != 1:
         raise ValueError(f"every leaf of weight_draws needs the same number of draws; got {sorted(sizes)}")
+    check_finite("weight_draws", weight_draws, "every weight draw must be finite; a NaN usually comes from a "
+                 "diverged sampler or fit")
 
 
 def sample_outputs(apply_fn: ApplyFn, weight_draws: Any, inputs) -> jax.Array:
@@ -178,7 +189,7 @@ def variational_probs(apply_fn: ApplyFn, q: dict, inputs, key: jax.Array, num_dr
     Taught in chapter "The reparameterization trick and Bayes by Backprop";
     used in chapter "Rejecting out-of-distribution inputs".
     """
-    return _variational_draws(apply_fn, q, _check_inputs(inputs), key, _check_num_draws(num_draws))
+    return _variational_draws(apply_fn, _check_posterior(q), _check_inputs(inputs), key, _check_num_draws(num_draws))
 
 
 def sample_probs(apply_fn: ApplyFn, weight_draws: Any, inputs) -> jax.Array:

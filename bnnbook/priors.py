@@ -34,6 +34,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from bnnbook._checks import check_count
+from bnnbook._checks import check_nonnegative as _check_nonnegative
+from bnnbook._checks import check_positive as _check_positive
+from bnnbook._checks import check_probability as _check_probability
+from bnnbook._checks import is_concrete as _is_concrete
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _LOG_2 = math.log(2.0)
@@ -42,39 +46,6 @@ _LOG_2 = math.log(2.0)
 # --------------------------------------------------------------------------
 # Validation (only for concrete values; tracers pass through unchecked).
 # --------------------------------------------------------------------------
-
-def _is_concrete(value: Any) -> bool:
-    return not isinstance(value, jax.core.Tracer)
-
-
-def _describe(value: Any) -> str:
-    array = np.asarray(value)
-    return repr(array.item()) if array.size == 1 else f"an array with min {array.min()!r}"
-
-
-def _check_positive(name: str, value: Any, fix: str = "") -> None:
-    if not _is_concrete(value):
-        return
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} is not a number; {fix or 'pass a positive float'}") from None
-    if array.size == 0 or not np.all(np.isfinite(array)) or np.any(array <= 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {_describe(value)}. "
-                         f"{fix or 'Pass a positive value.'}")
-
-
-def _check_probability(name: str, value: Any) -> None:
-    if not _is_concrete(value):
-        return
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} is not a number; pass a float in (0, 1)") from None
-    if array.size == 0 or not np.all(np.isfinite(array)) or np.any(array <= 0) or np.any(array >= 1):
-        raise ValueError(f"{name} must lie strictly between 0 and 1, got {_describe(value)}. "
-                         f"Pass the weight of the first component, e.g. {name}=0.5.")
-
 
 def _as_leaf(value: Any) -> Any:
     """Store a prior parameter as a float array (a tracer is kept as it is)."""
@@ -441,17 +412,59 @@ def l1_penalty(params, strength):
     return strength * sum(jnp.sum(_abs(leaf)) for leaf in jax.tree_util.tree_leaves(params))
 
 
-def _check_nonnegative(name, value):
-    if _is_concrete(value):
-        array = np.asarray(value, dtype=np.float64)
-        if not np.all(np.isfinite(array)) or np.any(array < 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {_describe(value)}; "
-                             f"a regularisation strength cannot be negative")
+def constrained_least_squares(features, targets, radius: float, norm: int) -> np.ndarray:
+    """Least squares for two weights under ``||w||_norm <= radius`` (``norm`` 1 or 2), solved numerically.
+
+    The picture behind "Laplace prior = L1, Gaussian prior = L2": MAP with
+    either prior is least squares plus a penalty, and each penalty strength
+    matches a radius of this constraint (the Lagrangian form). If the
+    least-squares solution lies inside the ball it is returned. Otherwise the
+    optimum is on the ball's boundary: for ``norm=1`` the diamond is four
+    segments, and the exact minimum of the quadratic loss on each one is
+    compared (a corner, with an exactly zero coordinate, wins whenever the
+    loss contours touch there); for ``norm=2`` it is the ridge solution
+    ``(X^T X + lam I)^-1 X^T y`` whose norm is ``radius``, with ``lam`` found by
+    bisection. NumPy float64.
+
+    Taught in chapter "MLE and MAP".
+    """
+    x = np.asarray(features, dtype=np.float64)
+    y = np.asarray(targets, dtype=np.float64).reshape(-1)
+    if x.ndim != 2 or x.shape[1] != 2 or x.shape[0] != y.shape[0]:
+        raise ValueError(f"features must have shape (N, 2) and targets (N,); got {x.shape} and {y.shape}")
+    if norm not in (1, 2):
+        raise ValueError(f"norm={norm!r}: use 1 (the Laplace prior's L1 ball) or 2 (the Gaussian prior's L2 ball)")
+    if not (np.isfinite(radius) and radius > 0):
+        raise ValueError(f"radius={radius!r} must be positive and finite, e.g. 1.0")
+    ols = np.linalg.lstsq(x, y, rcond=None)[0]
+    if np.linalg.norm(ols, ord=norm) <= radius:
+        return ols
+    loss = lambda w: float(np.sum((x @ w - y) ** 2))  # noqa: E731
+    if norm == 1:
+        corners = radius * np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+        best, best_loss = None, np.inf
+        for a, b in zip(corners, np.roll(corners, -1, axis=0)):
+            direction = x @ (b - a)
+            s = float(np.clip(-((x @ a - y) @ direction) / (direction @ direction), 0.0, 1.0))
+            w = a if s == 0.0 else b if s == 1.0 else a + s * (b - a)  # corners exactly, so zeros are exact
+            if loss(w) < best_loss:
+                best, best_loss = w.copy(), loss(w)
+        return best
+    gram, moment = x.T @ x, x.T @ y
+    ridge = lambda lam: np.linalg.solve(gram + lam * np.eye(2), moment)  # noqa: E731
+    low, high = 0.0, 1.0
+    while np.linalg.norm(ridge(high)) > radius:
+        high *= 2.0
+    for _ in range(200):
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if np.linalg.norm(ridge(middle)) > radius else (low, middle)
+    w = ridge(high)
+    return w * (radius / np.linalg.norm(w))
 
 
 __all__ = [
     "gaussian_log_prob", "laplace_log_prob", "scale_mixture_log_prob",
     "Gaussian", "Laplace", "ScaleMixture", "unconstrained_scale_mixture", "constrained_scale_mixture",
     "weight_decay_strength", "penalty_kind", "l2_strength", "l1_strength",
-    "gaussian_from_l2", "laplace_from_l1", "l2_penalty", "l1_penalty",
+    "gaussian_from_l2", "laplace_from_l1", "l2_penalty", "l1_penalty", "constrained_least_squares",
 ]

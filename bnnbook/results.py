@@ -327,6 +327,14 @@ def _format(value) -> str:
     return f"{value:.4g}"
 
 
+def _check_rows(rows) -> list[Row]:
+    rows = list(rows)
+    bad = [type(row).__name__ for row in rows if not isinstance(row, Row)]
+    if bad:
+        raise ValueError(f"rows must be bnnbook.results.Row objects, as made by collect(); got {sorted(set(bad))}")
+    return rows
+
+
 def markdown_table(rows: list[Row], anchored_only: bool = False) -> str:
     """A Markdown table of ``rows``: chapter, metric, our figure, the anchor, its source, verdict, profile.
 
@@ -335,7 +343,7 @@ def markdown_table(rows: list[Row], anchored_only: bool = False) -> str:
     header = ("| chapter | metric | ours | anchor | source | verdict | profile |\n"
               "|---|---|---|---|---|---|---|\n")
     lines = []
-    for row in rows:
+    for row in _check_rows(rows):
         if anchored_only and row.anchor is None:
             continue
         anchor = row.anchor
@@ -350,7 +358,7 @@ def runs_table(rows: list[Row]) -> str:
     header = ("| chapter | profile | device | versions | date | commit | wall time |\n"
               "|---|---|---|---|---|---|---|\n")
     seen: dict[str, Row] = {}
-    for row in rows:
+    for row in _check_rows(rows):
         seen.setdefault(row.chapter, row)
 
     def minutes(seconds) -> str:

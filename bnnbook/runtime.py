@@ -64,6 +64,9 @@ def resolve_profile(has_accelerator: bool, env: Mapping[str, str] | None = None)
 
 def package_versions(names) -> dict[str, str]:
     """Versions of the named packages that are importable (others are skipped)."""
+    if isinstance(names, (str, bytes)):
+        raise ValueError(f"names={names!r} must be a list of module names, e.g. ['numpy', 'jax'], not one string "
+                         f"(its letters would be looked up one by one)")
     versions = {"python": platform.python_version()}
     for name in names:
         try:

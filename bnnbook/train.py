@@ -23,6 +23,8 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
+from bnnbook._checks import check_count
+
 LossFn = Callable[[Any, Any, jax.Array], tuple[jax.Array, Mapping[str, jax.Array]]]
 
 
@@ -96,13 +98,12 @@ def fit(loss_fn: LossFn, params: Any, optimizer: optax.GradientTransformation, d
 
     Taught in chapter "Why Bayesian neural networks".
     """
-    if num_steps < 1:
-        raise ValueError(f"num_steps={num_steps} must be >= 1")
-    if num_updates < 1:
-        raise ValueError(f"num_updates={num_updates} must be >= 1")
+    num_steps = check_count("num_steps", num_steps, hint="the number of optimisation steps, e.g. 1000")
+    num_updates = check_count("num_updates", num_updates, hint="how often the progress bar is updated, e.g. 20")
     num_examples = _check_data(data)
     if batch_size is None:
         batch_size = num_examples
+    batch_size = check_count("batch_size", batch_size, hint="the minibatch size, or None for the full batch")
     if not 1 <= batch_size <= num_examples:
         raise ValueError(f"batch_size={batch_size} must be in [1, {num_examples}] (the number of examples)")
     data = jax.tree_util.tree_map(jnp.asarray, data)
@@ -173,6 +174,34 @@ def fit(loss_fn: LossFn, params: Any, optimizer: optax.GradientTransformation, d
     history = {k: np.concatenate(v) for k, v in chunks.items()}
     return FitResult(params=params, opt_state=opt_state, history=history, evaluations=evaluations)
 
+def fit_stacked(loss_fn: Callable, stacked_params: Any, optimizer: optax.GradientTransformation, data: Any, *,
+                member_args: Any = (), **fit_kwargs) -> FitResult:
+    """Train several networks side by side: ``stacked_params`` has a leading member axis on every leaf.
+
+    ``loss_fn(params, batch, key, *args) -> (loss, metrics)`` is one
+    member's loss; ``member_args`` are arrays with the same leading axis
+    (e.g. a vector of prior scales), one entry per member. The loss trained is
+    the sum of the members' losses under ``jax.vmap``: each term depends only
+    on its own copy, so its gradient is that member's own gradient, and an
+    elementwise optimizer (SGD, Adam) trains each member exactly as it would
+    train it alone, on the same minibatches and step keys. The metrics are
+    summed over members too. Other arguments go to :func:`fit`.
+
+    Taught in chapter "Why Bayesian neural networks" (five fits from five
+    initialisations); chapter "MLE and MAP" trains a grid of priors with it.
+    """
+    sizes = {int(leaf.shape[0]) for leaf in jax.tree_util.tree_leaves((stacked_params, member_args))}
+    if len(sizes) != 1:
+        raise ValueError(f"stacked_params and member_args need one shared leading member axis; got sizes "
+                         f"{sorted(sizes)}")
+
+    def total_loss(params, batch, key):
+        losses, metrics = jax.vmap(lambda p, *a: loss_fn(p, batch, key, *a))(params, *member_args)
+        return jnp.sum(losses), jax.tree_util.tree_map(jnp.sum, metrics)
+
+    return fit(total_loss, stacked_params, optimizer, data, **fit_kwargs)
+
+
 
 def smooth(values: np.ndarray, window: int = 50) -> np.ndarray:
     """Running mean over ``window`` steps (for plotting noisy losses).
@@ -180,11 +209,12 @@ def smooth(values: np.ndarray, window: int = 50) -> np.ndarray:
     Taught in chapter "Why Bayesian neural networks".
     """
     values = np.asarray(values, dtype=float)
-    if window < 1:
-        raise ValueError(f"window={window} must be >= 1")
+    window = check_count("window", window, hint="the number of steps averaged, e.g. 50")
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"values must be a non-empty 1-D array (one value per step); got shape {values.shape}")
     window = min(window, len(values))
     kernel = np.ones(window) / window
     return np.convolve(values, kernel, mode="valid")
 
 
-__all__ = ["fit", "FitResult", "NonFiniteError", "smooth"]
+__all__ = ["fit", "fit_stacked", "FitResult", "NonFiniteError", "smooth"]

@@ -189,3 +189,34 @@ def test_practical_approximations_chooses_nothing_on_test_digits_or_probes():
         used = held_out.findall("\n".join(kept))
         assert not used, f"code cell {index} uses {sorted(set(used))} before the scoring cell"
     assert any(held_out.search(source) for source in cells[scoring:])  # the check looks at the right names
+
+
+# --------------------------------------------------------------------------
+# Chapters that teach: code no longer than the prose explains (issue 27)
+# --------------------------------------------------------------------------
+
+MAX_CODE_PROSE_RATIO = 0.6
+# Issue 27 asks for <= 0.6 in chapters 1-3; the chapters not there yet are listed with their ratio after the first
+# pass (strict: the mark must go once a chapter gets there).
+RATIO_NOT_YET = {"01_why_bnn": 0.80, "02_mle_map": 0.84, "03_free_energy": 1.12}
+
+
+def _code_prose_ratio(path) -> float:
+    cells = json.loads(path.read_text())["cells"]
+    length = lambda kind: sum(len("".join(c["source"])) for c in cells if c["cell_type"] == kind)  # noqa: E731
+    return length("code") / length("markdown")
+
+
+@pytest.mark.parametrize("stem", [
+    pytest.param(stem, marks=pytest.mark.xfail(strict=True, reason=f"code/prose {RATIO_NOT_YET[stem]} (issue 27)"))
+    if stem in RATIO_NOT_YET else stem for stem in ("01_why_bnn", "02_mle_map", "03_free_energy")])
+def test_code_is_at_most_0_6_of_the_prose_by_characters(stem):
+    ratio = _code_prose_ratio(ROOT / "chapters" / f"{stem}.ipynb")
+    assert ratio <= MAX_CODE_PROSE_RATIO, f"{stem}: code/prose = {ratio:.2f} by characters"
+
+
+def test_the_ratio_check_can_fail(tmp_path):
+    notebook = {"cells": [{"cell_type": "markdown", "source": ["x" * 10]}, {"cell_type": "code", "source": ["y" * 7]}]}
+    (tmp_path / "nb.ipynb").write_text(json.dumps(notebook))
+    ratio = _code_prose_ratio(tmp_path / "nb.ipynb")
+    assert ratio == pytest.approx(0.7) and ratio > MAX_CODE_PROSE_RATIO

@@ -95,3 +95,62 @@ def test_gaussian_contour_is_the_set_at_the_asked_mahalanobis_distance():
     with pytest.raises(ValueError, match="positive definite"):
         plots.gaussian_contour(ax, [0.0, 0.0], [[1.0, 2.0], [2.0, 1.0]])
     plt.close(fig)
+
+
+def test_elbo_gap_shades_exactly_the_gap_and_refuses_an_elbo_above_the_evidence(ax):
+    x = np.linspace(-2, 2, 9)
+    gap = plots.elbo_gap(ax, x, -10.0, -10.0 - x ** 2)
+    np.testing.assert_allclose(gap, x ** 2)
+    vertices = ax.collections[0].get_paths()[0].vertices
+    assert vertices[:, 1].max() == pytest.approx(-10.0) and vertices[:, 1].min() == pytest.approx(-14.0)
+    with pytest.raises(ValueError, match="above the log evidence"):
+        plots.elbo_gap(ax, x, -10.0, -10.0 + x ** 2)
+
+
+def test_norm_ball_optimum_draws_the_ball_and_the_contour_through_the_optimum(ax):
+    x = np.eye(2)
+    y = np.array([2.0, 0.5])
+    loss = plots.norm_ball_optimum(ax, x, y, np.array([1.0, 0.0]), 1.0, 1)
+    assert loss == pytest.approx(1.0 + 0.25)
+    diamond = ax.lines[0].get_xydata()
+    np.testing.assert_allclose(np.abs(diamond).sum(1), 1.0)  # every vertex on |w1| + |w2| = 1
+    with pytest.raises(ValueError, match="norm"):
+        plots.norm_ball_optimum(ax, x, y, np.zeros(2), 1.0, 3)
+
+
+def test_weight_magnitudes_reports_the_shares_it_histograms(ax):
+    values = np.array([0.0, 1e-9, 1e-4, 0.5, -2.0])
+    stats = plots.weight_magnitudes(ax, {"net": values})["net"]
+    assert stats["near_zero"] == pytest.approx(3 / 5) and stats["tiny"] == pytest.approx(2 / 5)
+    assert stats["largest"] == 2.0 and stats["median_used"] == pytest.approx(1.25)
+    counts = ax.patches[0].get_path().vertices  # a step histogram: one patch holding every bin
+    assert len(counts) > 0
+
+
+def test_confidence_histograms_and_probability_bars_report_what_they_draw(ax):
+    shares = plots.confidence_histograms(ax, {"a": [0.95, 0.5, 0.99, 0.2]}, threshold=0.9)
+    assert shares == {"a": 0.5}
+    fig, other = plt.subplots()
+    heights = plots.probability_bars(other, {"one": [0.7, 0.3], "two": [0.4, 0.6]})
+    np.testing.assert_allclose([b.get_height() for b in other.patches], [0.7, 0.3, 0.4, 0.6])
+    np.testing.assert_allclose(heights, [[0.7, 0.3], [0.4, 0.6]])
+    plt.close(fig)
+    with pytest.raises(ValueError, match="same classes"):
+        plots.probability_bars(ax, {"one": [0.5, 0.5], "two": [1.0]})
+
+
+def test_image_grid_and_regression_fits_draw_one_item_each(ax):
+    fig, axes = plt.subplots(1, 3)
+    assert plots.image_grid(axes, np.random.default_rng(0).uniform(size=(3, 784)), ["a", "b", "c"]) == 3
+    assert [a.get_title() for a in axes] == ["a", "b", "c"]
+    plt.close(fig)
+    x = np.linspace(-1, 1, 5)
+    plots.regression_fits(ax, x, np.stack([x, 2 * x]), x, x, x)
+    np.testing.assert_allclose(ax.lines[2].get_ydata(), 2 * x)  # truth, then the fits in order
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), x)
+    fig, empty = plt.subplots()
+    plots.regression_fits(empty, x, [], x, x, x)  # the range, the truth and the data only
+    assert len(empty.lines) == 2
+    plt.close(fig)
+    with pytest.raises(ValueError):
+        plots.regression_fits(ax, x, np.ones(7), x, x, x)

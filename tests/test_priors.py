@@ -270,3 +270,32 @@ def test_unconstrained_scale_mixture_round_trips_and_any_values_are_valid():
         priors.unconstrained_scale_mixture(priors.Gaussian(1.0))
     with pytest.raises(ValueError, match="raw="):
         priors.constrained_scale_mixture({"pi": 0.5})
+
+
+def test_l1_optimum_sits_on_a_corner_with_an_exact_zero_where_the_l2_optimum_has_none():
+    # Orthonormal design: the least-squares point is X^T y = (2, 0.5), outside both unit balls.
+    x = np.linalg.qr(np.random.default_rng(0).normal(size=(20, 2)))[0]
+    y = x @ np.array([2.0, 0.5])
+    l1 = priors.constrained_least_squares(x, y, 1.0, norm=1)
+    l2 = priors.constrained_least_squares(x, y, 1.0, norm=2)
+    assert l1[1] == 0.0 and l1[0] == pytest.approx(1.0)  # soft-thresholding (2, 0.5) to L1 norm 1: a corner
+    assert np.all(l2 != 0) and np.linalg.norm(l2) == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(l2, np.array([2.0, 0.5]) / np.linalg.norm([2.0, 0.5]), atol=1e-9)  # shrunk, same direction
+    # No point of either ball's boundary has a lower loss than the optimum found.
+    angle = np.linspace(0, 2 * np.pi, 20001)
+    loss = lambda w: np.sum((w @ x.T - y) ** 2, axis=-1)
+    circle = np.stack([np.cos(angle), np.sin(angle)], 1)
+    diamond = circle / np.abs(circle).sum(1, keepdims=True)
+    assert loss(l2[None])[0] <= loss(circle).min() + 1e-9
+    assert loss(l1[None])[0] <= loss(diamond).min() + 1e-9
+
+
+def test_constrained_least_squares_inside_the_ball_is_least_squares_and_refuses_bad_input():
+    x = np.random.default_rng(1).normal(size=(30, 2))
+    y = x @ np.array([0.2, -0.1])
+    for norm in (1, 2):
+        np.testing.assert_allclose(priors.constrained_least_squares(x, y, 5.0, norm), np.linalg.lstsq(x, y, rcond=None)[0])
+    with pytest.raises(ValueError, match="norm"):
+        priors.constrained_least_squares(x, y, 1.0, norm=3)
+    with pytest.raises(ValueError, match="radius"):
+        priors.constrained_least_squares(x, y, -1.0, norm=1)

@@ -138,3 +138,24 @@ def test_each_epoch_is_a_fresh_permutation():
         np.testing.assert_array_equal(np.sort(order), np.arange(n))  # every example once per epoch
     assert not np.array_equal(seen[0], np.arange(n))  # shuffled
     assert not np.array_equal(seen[0], seen[1]) and not np.array_equal(seen[1], seen[2])  # anew each epoch
+
+
+def test_fit_stacked_trains_each_member_as_if_alone():
+    # Two members with different per-member scales: side by side equals one at a time (Adam is elementwise).
+    x = jnp.linspace(-1, 1, 16)[:, None]
+    y = 3 * x + 1
+    def loss(params, batch, key, scale):
+        xs, ys = batch
+        return scale * jnp.mean((xs * params["w"] + params["b"] - ys) ** 2), {"mse": jnp.mean((xs * params["w"] - ys) ** 2)}
+    stacked = {"w": jnp.array([0.0, -1.0]), "b": jnp.array([0.5, 0.0])}
+    scales = jnp.array([1.0, 0.1])
+    together = train.fit_stacked(loss, stacked, optax.adam(0.05), (x, y), member_args=(scales,), num_steps=50,
+                                 key=jax.random.key(0), progress=False).params
+    for m in range(2):
+        alone = train.fit(lambda p, b, k: loss(p, b, k, scales[m]), {"w": stacked["w"][m], "b": stacked["b"][m]},
+                          optax.adam(0.05), (x, y), num_steps=50, key=jax.random.key(0), progress=False).params
+        np.testing.assert_allclose(together["w"][m], alone["w"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(together["b"][m], alone["b"], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="leading member axis"):
+        train.fit_stacked(loss, stacked, optax.adam(0.05), (x, y), member_args=(jnp.ones(3),), num_steps=1,
+                          key=jax.random.key(0), progress=False)

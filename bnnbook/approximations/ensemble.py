@@ -23,6 +23,8 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
+from bnnbook._checks import check_count
+
 # loss_fn(params, images, labels, key) -> scalar loss (mean over the batch)
 LossFn = Callable[[Any, jax.Array, jax.Array, jax.Array], jax.Array]
 
@@ -39,12 +41,16 @@ def stack_members(init_fn: Callable[[jax.Array], Any], key: jax.Array, num_membe
 
 def member(stacked: Any, index: int) -> Any:
     """The parameters of one member of a stacked tree."""
+    num_members = _num_members(stacked)
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not -num_members <= index < num_members:
+        raise ValueError(f"index={index!r} must be an integer in [0, {num_members}) (the stack has {num_members} "
+                         f"members); JAX would silently clamp it to the last one")
     return jax.tree.map(lambda leaf: leaf[index], stacked)
 
 
 def _num_members(stacked) -> int:
-    sizes = {int(leaf.shape[0]) for leaf in jax.tree_util.tree_leaves(stacked)}
-    if len(sizes) != 1:
+    sizes = {int(jnp.shape(leaf)[0]) if jnp.ndim(leaf) else -1 for leaf in jax.tree_util.tree_leaves(stacked)}
+    if len(sizes) != 1 or -1 in sizes:
         raise ValueError(f"stacked parameters need one leading member axis shared by every leaf; got sizes "
                          f"{sorted(sizes)} (build them with stack_members)")
     return sizes.pop()
@@ -114,7 +120,11 @@ def members_probs(apply_fn: Callable, stacked_params: Any, inputs, block: int = 
     axis 0 for its predictive. Inputs go through in blocks of ``block`` to
     bound memory.
     """
+    block = check_count("block", block, hint="inputs per jitted call, e.g. 4096")
     inputs = jnp.asarray(inputs)
+    if inputs.ndim < 1 or inputs.shape[0] == 0:
+        raise ValueError(f"inputs must have a leading example axis with at least one example; got shape {inputs.shape}")
+    _num_members(stacked_params)
     per_member = jax.jit(jax.vmap(lambda p, x: jax.nn.softmax(apply_fn(p, x)), in_axes=(0, None)))
     return jnp.concatenate([per_member(stacked_params, inputs[i:i + block])
                             for i in range(0, inputs.shape[0], block)], axis=1)

@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bnnbook._checks import check_count
+
 
 class LastLayerLaplace(NamedTuple):
     """The fitted approximation; ``covariance = eigenvectors @ diag(1 / (eigenvalues + prior_precision)) @ eigenvectors.T``.
@@ -86,7 +88,11 @@ def _hessian_block(features, mean):
 
 def last_layer_hessian(features, mean, block: int = 2048) -> jax.Array:
     """The Hessian of the summed categorical NLL in the last layer, ``(P, P)`` with ``P = (hidden + 1) * classes``."""
+    block = check_count("block", block, hint="examples per jitted call, e.g. 2048")
     features = jnp.asarray(features, jnp.float32)
+    if features.ndim != 2 or jnp.ndim(mean) != 2 or features.shape[1] != jnp.shape(mean)[0]:
+        raise ValueError(f"features must have shape (n, F) and mean (F, classes); got {features.shape} and "
+                         f"{jnp.shape(mean)} (make them with last_layer_features and last_layer_mean)")
     total = 0.0
     for start in range(0, features.shape[0], block):
         total = total + _hessian_block(features[start:start + block], mean)
@@ -117,7 +123,8 @@ def fit_last_layer(params, inputs, labels, activation: Callable = jax.nn.sigmoid
     features = last_layer_features(params, inputs, activation)
     mean = last_layer_mean(params)
     if features.shape[0] != labels.shape[0]:
-        raise ValueError(f"{features.shape[0]} inputs but {labels.shape[0]} labels")
+        raise ValueError(f"labels has {labels.shape[0]} entries but inputs has {features.shape[0]} rows; pass one "
+                         f"label per input")
     hessian = np.asarray(last_layer_hessian(features, mean), np.float64)
     eigenvalues, eigenvectors = np.linalg.eigh(0.5 * (hessian + hessian.T))
     log_probs = jax.nn.log_softmax(features @ mean)

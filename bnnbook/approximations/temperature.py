@@ -16,6 +16,8 @@ import numpy as np
 from scipy import optimize
 from scipy.special import log_softmax, softmax
 
+from bnnbook._checks import check_number
+
 
 def _check(logits, labels):
     logits = np.asarray(logits, np.float64)
@@ -32,6 +34,7 @@ def _check(logits, labels):
 def nll_at_temperature(logits, labels, temperature: float) -> float:
     """Mean negative log-likelihood of ``softmax(logits / temperature)``."""
     logits, labels = _check(logits, labels)
+    check_number("temperature", temperature, low=0.0, low_open=True, hint="e.g. 1.5; fit it with fit_temperature")
     return float(-log_softmax(logits / temperature, axis=1)[np.arange(len(labels)), labels].mean())
 
 

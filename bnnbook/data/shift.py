@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from bnnbook._checks import check_finite
+
 
 def rotate(images, degrees: float) -> np.ndarray:
     """Rotate every image anticlockwise by ``degrees`` about its centre (bilinear, zero fill, same size).
@@ -29,6 +31,9 @@ def rotate(images, degrees: float) -> np.ndarray:
         raise ValueError(f"images must be (n, height, width) or (n, pixels); got shape {images.shape}")
     if not np.isfinite(degrees):
         raise ValueError(f"degrees={degrees!r} must be finite")
+    if images.shape[0] == 0:
+        raise ValueError(f"images is empty (shape {images.shape}); pass at least one image")
+    check_finite("images", images, "pixel values must be finite")
     turned = ndimage.rotate(square, float(degrees), axes=(2, 1), reshape=False, order=1, mode="constant", cval=0.0)
     turned = np.clip(turned, square.min(), square.max()).astype(images.dtype)
     return turned.reshape(images.shape)

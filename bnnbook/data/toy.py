@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bnnbook._checks import check_count
+from bnnbook._checks import check_count, check_finite, check_number
 
 
 def sinusoid(n: int = 32, noise_std: float = 1.0, seed: int = 0, low: float = -0.5,
@@ -22,8 +22,10 @@ def sinusoid(n: int = 32, noise_std: float = 1.0, seed: int = 0, low: float = -0
     Taught in chapter "Why Bayesian neural networks".
     """
     check_count("n", n, hint="the number of points, e.g. 32")
-    if noise_std < 0:
-        raise ValueError(f"noise_std={noise_std} must be >= 0")
+    check_number("noise_std", noise_std, low=0.0, hint="the standard deviation of the noise, e.g. 1.0")
+    low_value = check_number("low", low, hint="the left end of the inputs' interval, e.g. -0.5")
+    if not check_number("high", high, hint="the right end of the inputs' interval, e.g. 0.5") > low_value:
+        raise ValueError(f"high={high!r} must be above low={low!r}; the inputs are drawn from Uniform(low, high)")
     rng = np.random.default_rng(seed)
     x = np.sort(rng.uniform(low, high, size=n))
     y = sinusoid_mean(x) + noise_std * rng.standard_normal(n)
@@ -35,6 +37,7 @@ def sinusoid_mean(x: np.ndarray) -> np.ndarray:
 
     Taught in chapter "Why Bayesian neural networks".
     """
+    check_finite("x", x, "the inputs must be finite numbers")
     return 10.0 * np.sin(2.0 * np.pi * np.asarray(x))
 
 
@@ -69,8 +72,7 @@ def two_moons(n: int = 200, noise_std: float = 0.1, seed: int = 0) -> tuple[np.n
     Taught in chapter "Practical approximations".
     """
     check_count("n", n, hint="the number of points, e.g. 200")
-    if not noise_std >= 0:
-        raise ValueError(f"noise_std={noise_std!r} must be >= 0")
+    check_number("noise_std", noise_std, low=0.0, hint="the standard deviation of the noise, e.g. 0.1")
     rng = np.random.default_rng(seed)
     upper, lower = n - n // 2, n // 2
     angle_upper = np.linspace(0.0, np.pi, upper)

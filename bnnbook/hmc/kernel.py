@@ -25,6 +25,11 @@ def log_posterior(log_likelihood_fn: LogDensityFn, log_prior_fn: LogDensityFn | 
     Taught in chapter "Hamiltonian Monte Carlo for Bayesian neural networks".
     ``log_prior_fn=None`` means a flat prior.
     """
+    if not callable(log_likelihood_fn):
+        raise ValueError(f"log_likelihood_fn={log_likelihood_fn!r} must be a function params -> log p(D | params)")
+    if log_prior_fn is not None and not callable(log_prior_fn):
+        raise ValueError(f"log_prior_fn={log_prior_fn!r} must be a function params -> log p(params), or None "
+                         f"for a flat prior")
     if log_prior_fn is None:
         return log_likelihood_fn
 

@@ -103,6 +103,7 @@ def mass_windows(num_warmup: int) -> tuple[int, int]:
     of warm-up when that is more) as soon as warm-up is 150 iterations or
     longer; shorter warm-ups keep the 15% / 75% / 10% split.
     """
+    num_warmup = check_count("num_warmup", num_warmup, 0, hint="the warm-up iterations, e.g. 1000")
     start = int(0.15 * num_warmup)
     terminal = max(50, int(0.1 * num_warmup)) if num_warmup >= 150 else int(0.1 * num_warmup)
     return start, num_warmup - terminal

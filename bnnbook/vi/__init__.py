@@ -47,11 +47,15 @@ Pieces:
 * Exact references in NumPy float64 for Bayesian linear regression
   (:func:`linear_regression_posterior`, :func:`linear_regression_log_evidence`,
   :func:`linear_regression_elbo`, :func:`linear_regression_mean_field`,
-  :func:`gaussian_kl_full`), against which the chapter checks all of the above.
+  :func:`gaussian_kl_full`, :func:`linear_regression_elbo_gap`), against which the chapter checks all of
+  the above.
+* :mod:`bnnbook.vi.last_layer`: a Bayesian last layer on a trained network (chapter "Why Bayesian
+  neural networks").
 """
 
 from bnnbook.vi.conjugate import (gaussian_kl_full, linear_regression_elbo, linear_regression_log_evidence,
-                                  linear_regression_mean_field, linear_regression_posterior)
+                                  linear_regression_mean_field, linear_regression_posterior,
+                                  linear_regression_elbo_gap)
 from bnnbook.vi.estimators import reparameterized_gradient, score_function_gradient
 from bnnbook.vi.kl import closed_form_kl, gaussian_kl, kl_divergence, monte_carlo_kl, quadrature_kl
 from bnnbook.vi.meanfield import init_mean_field, inverse_softplus, log_prob, parameterization, sample, stddev
@@ -65,5 +69,5 @@ __all__ = [
     "reparameterized_gradient", "score_function_gradient", "signal_to_noise", "prune_by_signal_to_noise",
     "prune_by_magnitude",
     "linear_regression_posterior", "linear_regression_log_evidence", "linear_regression_elbo",
-    "linear_regression_mean_field", "gaussian_kl_full",
+    "linear_regression_mean_field", "gaussian_kl_full", "linear_regression_elbo_gap",
 ]

@@ -12,8 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bnnbook import priors
-from bnnbook._checks import check_count
+from bnnbook._checks import check_count, check_finite, check_positive, is_concrete
 
 _SCALE_KEYS = ("rho", "log_var")
 _KL_MODES = ("auto", "closed_form", "monte_carlo")
@@ -24,9 +23,9 @@ _LOG_2PI = math.log(2.0 * math.pi)
 # Validation. Values are checked only when concrete (tracers pass unchecked).
 # --------------------------------------------------------------------------
 
-# The same checks as the priors use (one definition, one wording of the errors).
-_is_concrete = priors._is_concrete
-_check_positive = priors._check_positive
+# The same checks as the priors use (one definition in bnnbook._checks, one wording of the errors).
+_is_concrete = is_concrete
+_check_positive = check_positive
 
 
 def _check_beta(beta: Any) -> None:
@@ -49,6 +48,12 @@ def _per_draw(values, num_samples: int, what: str) -> jax.Array:
                          f"scalar per draw (a likelihood summed over the examples, e.g. reduction='sum' in "
                          f"bnnbook.likelihoods)")
     return values
+
+
+def _check_q_finite(q: Any) -> None:
+    """A concrete ``q`` must hold only finite numbers (a NaN mean or scale would give a NaN KL)."""
+    check_finite("q", q, "every mean and scale parameter of q must be finite; a NaN usually comes from a "
+                 "diverged fit (lower the learning rate) or from NaN in the data")
 
 
 def _check_q(q: Any) -> str:

@@ -39,6 +39,7 @@ import optax
 from tqdm import tqdm
 
 from bnnbook import priors as priors_lib
+from bnnbook._checks import check_count
 from bnnbook.hmc.surrogate import bf16_matmul
 from bnnbook.vi.objectives import kl_weights
 
@@ -77,14 +78,22 @@ def _layout(sizes):
     return out, offset
 
 
+def _check_sizes(sizes) -> tuple[int, ...]:
+    sizes = tuple(sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"sizes={sizes!r} must list the layer widths, inputs first and classes last, e.g. "
+                         f"(784, 400, 400, 10)")
+    return tuple(check_count("sizes entry", size, hint="every layer width is an integer >= 1") for size in sizes)
+
+
 def num_parameters(sizes: Sequence[int]) -> int:
     """Number of weights and biases of an MLP with layer sizes ``sizes`` (inputs first)."""
-    return _layout(tuple(sizes))[1]
+    return _layout(_check_sizes(sizes))[1]
 
 
 def init_means(key, sizes: Sequence[int]) -> jax.Array:
     """Flat initial means: weights ~ truncated N(0, 1/fan_in) (Haiku's default), biases 0."""
-    layout, total = _layout(tuple(sizes))
+    layout, total = _layout(_check_sizes(sizes))
     parts = []
     for (w_off, w_shape), (_, b_shape) in layout:
         key, sub = jax.random.split(key)
@@ -306,7 +315,8 @@ def predictive_probs(fit: Fit, images, key, num_draws: int = 10) -> jax.Array:
 
     With ``rho = -inf`` (the point-estimate methods) every draw is the mean.
     """
-    images = jnp.asarray(images)
+    num_draws = check_count("num_draws", num_draws, hint="weight draws averaged per run, e.g. 10")
+    images = _check_images(images, fit.sizes)
 
     @jax.jit
     def one_run(mean, rho, run_key):
@@ -320,14 +330,30 @@ def predictive_probs(fit: Fit, images, key, num_draws: int = 10) -> jax.Array:
     return jnp.stack([one_run(m, r, k) for m, r, k in zip(fit.mean, fit.rho, keys)])
 
 
+def _check_images(images, sizes) -> jax.Array:
+    images = jnp.asarray(images)
+    if images.ndim != 2 or images.shape[0] == 0 or images.shape[1] != sizes[0]:
+        raise ValueError(f"images must have shape (n, {sizes[0]}) with n >= 1 (flat rows of the network's "
+                         f"{sizes[0]} inputs); got {images.shape}")
+    return images
+
+
 def point_probs(mean: jax.Array, images, sizes) -> jax.Array:
     """Class probabilities of the network whose flat weights are ``mean`` (float32)."""
-    return jax.nn.softmax(jax.jit(logits, static_argnums=2)(mean, jnp.asarray(images), tuple(sizes)))
+    sizes = _check_sizes(sizes)
+    if jnp.shape(mean) != (num_parameters(sizes),):
+        raise ValueError(f"mean has shape {jnp.shape(mean)}; the network of sizes={sizes} has "
+                         f"{num_parameters(sizes)} flat weights and biases")
+    return jax.nn.softmax(jax.jit(logits, static_argnums=2)(mean, _check_images(images, sizes), sizes))
 
 
 def error_rate(probs, labels) -> np.ndarray:
     """Share of misclassified examples along the last-but-one axis (one value per run if batched)."""
-    return np.mean(np.argmax(np.asarray(probs), -1) != np.asarray(labels), axis=-1)
+    probs, labels = np.asarray(probs), np.asarray(labels)
+    if probs.ndim < 2 or probs.shape[-2] == 0 or labels.shape != probs.shape[-2:-1]:
+        raise ValueError(f"labels must have shape ({probs.shape[-2] if probs.ndim >= 2 else 'n'},), one per row of "
+                         f"probs (..., n, classes); got labels {labels.shape} and probs {probs.shape}")
+    return np.mean(np.argmax(probs, -1) != labels, axis=-1)
 
 
 __all__ = ["METHODS", "Fit", "train", "logits", "init_means", "num_parameters", "complexity_cost",

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from bnnbook._checks import check_finite
 from bnnbook.vi._checks import _LOG_2PI, _check_positive
 
 
@@ -24,6 +25,10 @@ def _check_regression(features, targets, noise_std, prior_std):
     if features.ndim != 2 or features.shape[0] != targets.shape[0]:
         raise ValueError(f"features must have shape (N, D) and targets (N,); got {features.shape} and "
                          f"{targets.shape}")
+    if features.shape[0] == 0:
+        raise ValueError("features and targets have no rows; pass at least one example (N >= 1)")
+    check_finite("features", features, "drop or impute the rows with NaN before fitting")
+    check_finite("targets", targets, "drop or impute the rows with NaN before fitting")
     _check_positive("noise_std", noise_std, "the noise standard deviation must be positive, e.g. 0.5")
     _check_positive("prior_std", prior_std, "the prior standard deviation must be positive, e.g. 1.0")
     return features, targets, float(noise_std), float(prior_std)
@@ -71,16 +76,30 @@ def gaussian_kl_full(mean_q, cov_q, mean_p, cov_p) -> float:
     """
     mq, mp = np.asarray(mean_q, np.float64), np.asarray(mean_p, np.float64)
     sq, sp = np.asarray(cov_q, np.float64), np.asarray(cov_p, np.float64)
-    chol_p = np.linalg.cholesky(sp)
-    try:
-        chol_q = np.linalg.cholesky(sq)
-    except np.linalg.LinAlgError:
-        raise ValueError("cov_q is not positive definite; a covariance needs positive variances") from None
+    if mq.ndim != 1 or mq.size == 0 or mp.shape != mq.shape:
+        raise ValueError(f"mean_q and mean_p must be vectors of one length D >= 1; got shapes {mq.shape} and "
+                         f"{mp.shape}")
+    for name, mean in (("mean_q", mq), ("mean_p", mp)):
+        check_finite(name, mean, "the means must be finite numbers")
+    chol_p = _cholesky("cov_p", sp, len(mq))
+    chol_q = _cholesky("cov_q", sq, len(mq))
     a = np.linalg.solve(chol_p, chol_q)
     d = np.linalg.solve(chol_p, mp - mq)
     logdet_p = 2.0 * np.sum(np.log(np.diag(chol_p)))
     logdet_q = 2.0 * np.sum(np.log(np.diag(chol_q)))
     return float(0.5 * (np.sum(a * a) + d @ d - len(mq) + logdet_p - logdet_q))
+
+
+def _cholesky(name: str, cov: np.ndarray, dim: int) -> np.ndarray:
+    """The Cholesky factor of the covariance ``name``, or a ValueError naming it."""
+    if cov.shape != (dim, dim):
+        raise ValueError(f"{name} must have shape ({dim}, {dim}) to match the means; got {cov.shape}")
+    check_finite(name, cov, "a covariance matrix must be finite")
+    try:
+        return np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        raise ValueError(f"{name} is not positive definite; a covariance matrix must be symmetric with positive "
+                         f"eigenvalues (e.g. np.eye(D), or A @ A.T + 1e-6 * np.eye(D))") from None
 
 
 def linear_regression_elbo(features, targets, noise_std: float, prior_std: float, mean, cov) -> float:
@@ -133,3 +152,21 @@ def linear_regression_mean_field(features, targets, noise_std: float, prior_std:
     diag = np.diag(precision)
     gap = 0.5 * (np.sum(np.log(diag)) - np.linalg.slogdet(precision)[1])
     return mean, 1.0 / diag, float(gap)
+
+
+def linear_regression_elbo_gap(features, targets, noise_std: float, prior_std: float, mean, cov) -> dict:
+    """The three exact terms of ``log p(D) = ELBO(q) + KL(q || p(w | D))`` for a Gaussian ``q = N(mean, cov)``.
+
+    Returns ``{"log_evidence", "elbo", "kl"}``, each computed on its own
+    (:func:`linear_regression_log_evidence`, :func:`linear_regression_elbo`,
+    and :func:`gaussian_kl_full` against :func:`linear_regression_posterior`),
+    so that the identity is a check, not a definition. ``cov`` is a full
+    covariance or a vector of variances.
+
+    Taught in chapter "The variational free energy".
+    """
+    post_mean, post_cov = linear_regression_posterior(features, targets, noise_std, prior_std)
+    c = np.asarray(cov, np.float64)
+    return {"log_evidence": linear_regression_log_evidence(features, targets, noise_std, prior_std),
+            "elbo": linear_regression_elbo(features, targets, noise_std, prior_std, mean, cov),
+            "kl": gaussian_kl_full(mean, np.diag(c) if c.ndim == 1 else c, post_mean, post_cov)}

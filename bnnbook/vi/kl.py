@@ -13,8 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from bnnbook import priors
-from bnnbook._checks import check_count
-from bnnbook.vi._checks import _LOG_2PI, _check_num_samples, _check_positive, _check_q, _per_draw
+from bnnbook._checks import check_count, check_finite
+from bnnbook.vi._checks import (_LOG_2PI, _check_num_samples, _check_positive, _check_q, _check_q_finite,
+                               _per_draw)
 from bnnbook.vi.meanfield import _log_stddev, log_prob, sample, stddev
 
 
@@ -34,6 +35,10 @@ def gaussian_kl(mean_q, scale_q, mean_p, scale_p, *, log_scale_q=None):
     """
     _check_positive("scale_q", scale_q, "the standard deviation of q must be positive")
     _check_positive("scale_p", scale_p, "the standard deviation of the prior must be positive")
+    check_finite("mean_q", mean_q, "the mean of q must be a finite number")
+    check_finite("mean_p", mean_p, "the mean of the prior must be a finite number")
+    if log_scale_q is not None:
+        check_finite("log_scale_q", log_scale_q, "pass log(scale_q) as finite numbers, or leave it out")
     return _gaussian_kl(mean_q, scale_q, mean_p, scale_p, log_scale_q)
 
 
@@ -58,7 +63,9 @@ def closed_form_kl(q, prior) -> jax.Array:
         raise ValueError(f"prior={prior!r} has no closed-form KL here; only bnnbook.priors.Gaussian has. "
                          f"Use monte_carlo_kl (or kl_divergence, which picks Monte Carlo for you).")
     _check_q(q)
+    _check_q_finite(q)
     _check_positive("prior.scale", prior.scale, "the prior standard deviation must be positive")
+    check_finite("prior.mean", prior.mean, "the prior mean must be a finite number, e.g. Gaussian(1.0, mean=0.0)")
     # q's scales are positive by construction (softplus or exp); only log(scale) enters
     # through the stable _log_stddev, so a scale that underflowed to 0 still gives a finite KL.
     scale, log_scale = stddev(q), _log_stddev(q)
@@ -97,6 +104,8 @@ def monte_carlo_kl(q, prior, key: jax.Array, num_samples: int = 1) -> jax.Array:
     Taught in chapter "The variational free energy".
     """
     num_samples = _check_num_samples(num_samples)
+    _check_q(q)
+    _check_q_finite(q)
     return _kl_of_draws(q, prior, sample(q, key, num_samples), num_samples)
 
 
@@ -138,6 +147,7 @@ def quadrature_kl(q, prior, num_points: int = 2001, chunk_size: int = 1024) -> j
         raise ValueError(f"prior={prior!r} must be a bnnbook.priors object (Gaussian, Laplace, "
                          f"ScaleMixture): quadrature needs its elementwise log density")
     _check_q(q)
+    _check_q_finite(q)
     flat = [jnp.concatenate([jnp.ravel(leaf) for leaf in jax.tree_util.tree_leaves(tree)])
             for tree in (q["mean"], stddev(q), _log_stddev(q))]
     mean, scale, log_scale = flat

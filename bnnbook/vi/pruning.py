@@ -22,6 +22,7 @@ def signal_to_noise(q):
 
     Taught in chapter "The reparameterization trick and Bayes by Backprop".
     """
+    _check_q(q)
     return jax.tree_util.tree_map(lambda m, s: jnp.abs(m) / s, q["mean"], stddev(q))
 
 
