@@ -38,6 +38,10 @@ def test_first_cell_installs_bnnbook_from_the_configured_repository_and_starts_a
     first = "".join(_code_cells(path)[0]["source"])
     repository = _config_value("url")
     assert f"git+{repository}" in first, f"{path.name}: install cell must use the repository URL of _config.yml"
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    assert f"git+{repository}@v{version}\"" in first, (
+        f"{path.name}: the install cell must pin the release tag v{version} (pyproject.toml's version), "
+        f"whose outputs the page shows, not the tip of main")
     assert 'find_spec("bnnbook") is None' in first  # install only when missing
     assert "runtime.start(" in first
 

@@ -5,7 +5,7 @@ matplotlib and IPython, not from this book's lock file, and the first cell of ev
 chapter installs ``bnnbook`` with pip. This script reproduces that:
 
 1. build a wheel of this checkout (it stands in for the ``git+<repository>`` URL of the
-   install cell, which would fetch the published tip instead of the code under test);
+   install cell, which would fetch the tagged release instead of the code under test);
 2. create a fresh virtualenv and install the packages Colab ships that matter here,
    unpinned (the newest releases, as on Colab), then the wheel with its declared
    dependency ranges (``pyproject.toml``), as the install cell's pip would;
