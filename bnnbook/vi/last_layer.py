@@ -6,7 +6,7 @@ is for); the chapter "The variational free energy" derives the exact
 posterior it uses.
 
 The last hidden layer's outputs ``phi(x)`` (with a 1 appended for the bias,
-from :func:`bnnbook.approximations.last_layer_features`) are fixed features,
+from :func:`bnnbook.approximations.laplace.last_layer_features`) are fixed features,
 and the output is linear in the last layer's weights ``W``. For regression with Gaussian noise the posterior of ``W`` is exact
 (:func:`bnnbook.vi.linear_regression_posterior`), and :func:`regression_band`
 returns the predictive mean and standard deviation.A last layer is only as
