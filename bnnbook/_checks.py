@@ -54,28 +54,29 @@ def describe(value: Any) -> str:
     return repr(array.item()) if array.size == 1 else f"an array with min {array.min()!r}"
 
 
+def _concrete_floats(name: str, value: Any, fix: str):
+    """``value`` as a float64 array, or ``None`` for a tracer; a ValueError naming ``name`` if it is no number."""
+    if not is_concrete(value):
+        return None
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r} is not a number; {fix}") from None
+
+
 def check_positive(name: str, value: Any, fix: str = "") -> None:
     """A ValueError naming ``name`` unless every entry of a concrete ``value`` is finite and > 0."""
-    if not is_concrete(value):
-        return
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} is not a number; {fix or 'pass a positive float'}") from None
-    if array.size == 0 or not np.all(np.isfinite(array)) or np.any(array <= 0):
+    array = _concrete_floats(name, value, fix or "pass a positive float")
+    if array is not None and (array.size == 0 or not np.all(np.isfinite(array)) or np.any(array <= 0)):
         raise ValueError(f"{name} must be a finite number > 0, got {describe(value)}. "
                          f"{fix or 'Pass a positive value.'}")
 
 
 def check_probability(name: str, value: Any) -> None:
     """A ValueError naming ``name`` unless every entry of a concrete ``value`` lies strictly in (0, 1)."""
-    if not is_concrete(value):
-        return
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} is not a number; pass a float in (0, 1)") from None
-    if array.size == 0 or not np.all(np.isfinite(array)) or np.any(array <= 0) or np.any(array >= 1):
+    array = _concrete_floats(name, value, "pass a float in (0, 1)")
+    if array is not None and (array.size == 0 or not np.all(np.isfinite(array)) or np.any(array <= 0)
+                              or np.any(array >= 1)):
         raise ValueError(f"{name} must lie strictly between 0 and 1, got {describe(value)}. "
                          f"Pass the weight of the first component, e.g. {name}=0.5.")
 
