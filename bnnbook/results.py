@@ -100,6 +100,7 @@ HEADLINES: dict[str, list[Headline]] = {
             Headline("regression_test_mse", "HMC regression: test MSE")],
     "approximations": (_approx("map", "MAP") + _approx("temp", "MAP + temperature") + _approx("ens", "deep ensemble (5)")
                        + _approx("drop", "MC dropout") + _approx("laplace", "last-layer Laplace")
+                       + _approx("bbb", "Bayes by Backprop")
                        + _approx("sgld", "cyclical SGLD") + _approx("sghmc", "cyclical SGHMC")),
     "ood": [Headline("vi_test_accuracy", "VI MLP (64-64): MNIST test accuracy", percent=True),
             Headline("vi_beta1_test_accuracy", "VI MLP, beta = 1: MNIST test accuracy", percent=True)]
