@@ -11,9 +11,9 @@
   :func:`bnnbook.metrics.reliability_bins` (same chapter).
 * :func:`gaussian_contour`: the ``num_std`` contour of a 2-D Gaussian, an
   ellipse (chapters "MLE and MAP" and "The variational free energy").
-* :func:`image_grid`, :func:`confidence_histograms`, :func:`probability_bars`,
-  :func:`image_and_probabilities`, :func:`regression_fits`: chapter "Why Bayesian
-  neural networks".
+* :func:`image_grid`, :func:`probe_gallery`, :func:`confidence_histograms`,
+  :func:`probability_bars`, :func:`image_and_probabilities`, :func:`regression_fits`,
+  :func:`named_curves`: chapter "Why Bayesian neural networks".
 * :func:`norm_ball_optimum`, :func:`line_posterior`, :func:`weight_magnitudes`:
   chapter "MLE and MAP".
 * :func:`elbo_gap`: chapter "The variational free energy".
@@ -155,6 +155,50 @@ def image_grid(axes, images, titles=None, *, fontsize: float = 8):
         if titles is not None:
             ax.set_title(titles[i], fontsize=fontsize)
     return len(axes)
+
+
+def probe_gallery(axes, image_sets: dict, *, seed: int = 1) -> list[np.ndarray]:
+    """One row of ``axes`` per named set of 28 x 28 images: a random sample of each, the name on the left.
+
+    ``axes`` has shape ``(len(image_sets), k)``; ``k`` images are drawn from
+    each set without replacement (``seed`` fixes which). Returns the indices
+    shown, one array per set.
+
+    Taught in chapter "Why Bayesian neural networks".
+    """
+    axes = np.atleast_2d(np.asarray(axes, dtype=object))
+    if axes.shape[0] != len(image_sets):
+        raise ValueError(f"axes has {axes.shape[0]} rows for {len(image_sets)} image sets; "
+                         f"make it with plt.subplots({len(image_sets)}, k)")
+    rng, shown = np.random.default_rng(seed), []
+    for row, (name, images) in zip(axes, image_sets.items()):
+        images = _images_28x28(images, f"image_sets[{name!r}]")
+        if len(images) < len(row):
+            raise ValueError(f"image_sets[{name!r}] has {len(images)} images for {len(row)} axes in its row")
+        index = rng.choice(len(images), size=len(row), replace=False)
+        image_grid(row, images[index])
+        row[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+        shown.append(index)
+    return shown
+
+
+def named_curves(ax, x, curves: dict, *, style: str = "o-"):
+    """One line per named series over the same ``x``, with a legend; returns the values as a (series, x) array.
+
+    Taught in chapter "Why Bayesian neural networks".
+    """
+    x = _vector(x, "x")
+    if not curves:
+        raise ValueError("curves is empty; pass {name: values over x}")
+    rows = []
+    for name, values in curves.items():
+        values = _vector(values, f"curves[{name!r}]")
+        if len(values) != len(x):
+            raise ValueError(f"curves[{name!r}] has {len(values)} values for {len(x)} x values")
+        ax.plot(x, values, style, label=name)
+        rows.append(values)
+    ax.legend()
+    return np.stack(rows)
 
 
 def _images_28x28(images, name: str) -> np.ndarray:

@@ -154,3 +154,28 @@ def test_image_grid_and_regression_fits_draw_one_item_each(ax):
     plt.close(fig)
     with pytest.raises(ValueError):
         plots.regression_fits(ax, x, np.ones(7), x, x, x)
+
+
+def test_probe_gallery_shows_distinct_images_of_each_set_and_names_the_rows():
+    rng = np.random.default_rng(0)
+    sets = {"digits": rng.random((20, 784)), "noise": rng.random((10, 28, 28))}
+    fig, axes = plt.subplots(2, 5)
+    shown = plots.probe_gallery(axes, sets, seed=3)
+    assert [len(np.unique(index)) for index in shown] == [5, 5]  # without replacement
+    assert all(index.max() < len(images) for index, images in zip(shown, sets.values()))
+    np.testing.assert_allclose(axes[1, 2].images[0].get_array(), sets["noise"][shown[1][2]])
+    assert [row[0].get_ylabel() for row in axes] == ["digits", "noise"]
+    with pytest.raises(ValueError, match="3 rows for 2 image sets"):
+        plots.probe_gallery(plt.subplots(3, 5)[1], sets)
+    with pytest.raises(ValueError, match="has 10 images for 12 axes"):
+        plots.probe_gallery(plt.subplots(2, 12)[1], sets)
+    plt.close("all")
+
+
+def test_named_curves_draws_one_labelled_line_per_series(ax):
+    values = plots.named_curves(ax, [1, 2, 4], {"a": [0.1, 0.2, 0.3], "b": [0.5, 0.4, 0.2]})
+    assert values.shape == (2, 3)
+    assert [line.get_label() for line in ax.get_lines()] == ["a", "b"]
+    np.testing.assert_allclose(ax.get_lines()[1].get_ydata(), [0.5, 0.4, 0.2])
+    with pytest.raises(ValueError, match=r"curves\['c'\] has 2 values for 3 x values"):
+        plots.named_curves(ax, [1, 2, 4], {"c": [1.0, 2.0]})

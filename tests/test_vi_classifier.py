@@ -101,7 +101,23 @@ def test_bayes_by_backprop_lowers_the_complexity_cost_of_a_gaussian_prior():
     assert complexity[-1] < complexity[0]
 
 
+def test_rho_learning_rate_moves_only_the_scales():
+    # With a zero rate for rho the scales stay exactly at init_rho while the means still train; with the
+    # means' rate given explicitly the run is the default one, draw for draw.
+    common = dict(prior=priors.Gaussian(1.0), hidden=(8,), seeds=(0,), epochs=2, batch_size=32, learning_rate=1e-2,
+                  init_rho=-4.0, progress=False)
+    frozen = classifier.train(_blobs(256, 0), _blobs(64, 1), rho_learning_rate=0.0, **common)
+    np.testing.assert_array_equal(np.asarray(frozen.rho), -4.0)
+    default = classifier.train(_blobs(256, 0), _blobs(64, 1), **common)
+    assert not np.allclose(np.asarray(default.rho), -4.0)
+    explicit = classifier.train(_blobs(256, 0), _blobs(64, 1), rho_learning_rate=1e-2, **common)
+    np.testing.assert_allclose(np.asarray(explicit.rho), np.asarray(default.rho), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(explicit.mean), np.asarray(default.mean), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("kwargs,message", [
+    ({"method": "bayes_by_backprop", "prior": priors.Gaussian(1.0), "batch_size": 16, "rho_learning_rate": -1.0},
+     "rho_learning_rate=-1.0"),
     ({"method": "sgd"}, "method='sgd'"),
     ({"method": "bayes_by_backprop", "prior": None}, "needs a prior"),
     ({"method": "plain", "epochs": 0}, "epochs=0"),

@@ -165,7 +165,7 @@ def complexity_cost(mean, rho, eps, prior) -> jax.Array:
 # Training.
 # --------------------------------------------------------------------------
 
-def _check(method, prior, epochs, batch_size, num_train):
+def _check(method, prior, epochs, batch_size, num_train, rho_learning_rate=None):
     if method not in METHODS:
         raise ValueError(f"method={method!r}; use one of {', '.join(METHODS)}")
     if method == "bayes_by_backprop" and prior is None:
@@ -175,13 +175,15 @@ def _check(method, prior, epochs, batch_size, num_train):
         raise ValueError(f"epochs={epochs!r} must be a positive integer")
     if not 1 <= batch_size <= num_train:
         raise ValueError(f"batch_size={batch_size!r} must be in [1, {num_train}] (the training-set size)")
+    if rho_learning_rate is not None and not rho_learning_rate >= 0:
+        raise ValueError(f"rho_learning_rate={rho_learning_rate!r} must be >= 0, or None for the means' rate")
 
 
 def train(train_data, validation_data, *, method: str = "bayes_by_backprop", prior=None,
           hidden: Sequence[int] = (400, 400), seeds: Sequence[int] = (0,), epochs: int = 10,
           batch_size: int = 128, learning_rate: float = 1e-3, final_learning_rate: float = 1e-5,
-          init_rho: float = -5.0, kl_scheme: str = "uniform", input_dropout: float = 0.2,
-          hidden_dropout: float = 0.5, bf16: bool = True, prng_impl: str = "unsafe_rbg", progress: bool = True, desc: str | None = None) -> Fit:
+          init_rho: float = -5.0, rho_learning_rate: float | None = None, kl_scheme: str = "uniform",
+          input_dropout: float = 0.2, hidden_dropout: float = 0.5, bf16: bool = True, prng_impl: str = "unsafe_rbg", progress: bool = True, desc: str | None = None) -> Fit:
     """Train one MLP classifier per seed (and per prior setting), all at once; keep each run's best epoch.
 
     ``train_data``/``validation_data`` are ``(images, labels)`` with flat
@@ -195,7 +197,9 @@ def train(train_data, validation_data, *, method: str = "bayes_by_backprop", pri
     :class:`bnnbook.priors.ScaleMixture`; its fields may be arrays of equal
     length ``K``, giving ``K`` prior settings. Runs are every (setting, seed)
     pair, setting-major: run ``k * len(seeds) + s``. Adam with a cosine decay
-    from ``learning_rate`` to ``final_learning_rate``; the validation error
+    from ``learning_rate`` to ``final_learning_rate`` (``rho_learning_rate``, if
+    given, starts the decay of the ``rho`` parameters instead, by the same
+    factor); the validation error
     (posterior-mean weights) after each epoch picks the epoch kept.
     ``bf16=False`` computes the products in float32; ``prng_impl`` is the
     ``jax.random.key`` implementation (``"threefry2x32"`` for JAX's default).
@@ -205,7 +209,7 @@ def train(train_data, validation_data, *, method: str = "bayes_by_backprop", pri
     images, labels = (jnp.asarray(a) for a in train_data)
     val_images, val_labels = (jnp.asarray(a) for a in validation_data)
     num_train = int(images.shape[0])
-    _check(method, prior, epochs, batch_size, num_train)
+    _check(method, prior, epochs, batch_size, num_train, rho_learning_rate)
     sizes = (int(images.shape[1]), *map(int, hidden), int(jnp.max(labels)) + 1)
     num_params = num_parameters(sizes)
     num_batches = num_train // batch_size
@@ -225,9 +229,17 @@ def train(train_data, validation_data, *, method: str = "bayes_by_backprop", pri
     prior_cls = type(prior) if bayesian else None
 
     pi_schedule = jnp.asarray(kl_weights(num_batches, kl_scheme), jnp.float32)
-    schedule = optax.cosine_decay_schedule(learning_rate, epochs * num_batches,
-                                           alpha=final_learning_rate / learning_rate)
-    optimizer = optax.adam(schedule)
+
+    def cosine(start):  # from start to start * final_learning_rate / learning_rate over the run
+        return optax.cosine_decay_schedule(start, epochs * num_batches, alpha=final_learning_rate / learning_rate)
+    if bayesian and rho_learning_rate is not None:
+        # The scales get their own rate: their gradient is mostly reparameterisation noise, so at the means'
+        # rate Adam moves them slowly (experiments/bbb_snr_pruning.py measures what a faster rate does).
+        optimizer = optax.multi_transform({"mean": optax.adam(cosine(learning_rate)),
+                                           "rho": optax.adam(cosine(rho_learning_rate))},
+                                          {"mean": "mean", "rho": "rho"})
+    else:
+        optimizer = optax.adam(cosine(learning_rate))
     # unsafe_rbg: XLA's fast bit generator; threefry's cost for ~480k normals a step is most of a step.
     run_keys = [jax.random.key(1000 * k + s, impl=prng_impl) for k in range(num_settings) for s in seeds]
     run_keys = jnp.stack(run_keys)
