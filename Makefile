@@ -7,7 +7,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-LOCK := requirements/lock.txt
+UNIT_STAMP := $(VENV)/.installed-jax
+# Pinned, hashed layers (tools/lock.py): jax.txt for the package and its tests, tf.txt and book.txt on top.
+LOCK_JAX := requirements/jax.txt
+LOCK_REST := requirements/tf.txt requirements/book.txt
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 CHAPTERS := $(sort $(wildcard chapters/*.ipynb))
 # Chapters that use JAX only (04 and 05 also train TensorFlow models).
 JAX_CHAPTERS := $(filter-out chapters/04_% chapters/05_%,$(CHAPTERS))
@@ -25,12 +29,12 @@ export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup book check-book colab-check time-chapters test unit execute bench bench-gpu clean help
+.PHONY: lock setup book check-book colab-check time-chapters test unit execute bench bench-gpu clean help
 
 help:
 	@echo "make book      build the HTML book into _build/html"
 	@echo "make test      unit tests + every chapter in the quick profile (nbval)"
-	@echo "make unit      unit tests only"
+	@echo "make unit      unit tests only (installs the JAX layer only: TensorFlow tests are skipped)"
 	@echo "make execute   re-run chapters in place: CHAPTER=chapters/NN.ipynb PROFILE=quick|full (default full)"
 	@echo "make check-book  build the book, then check links, offline assets and rendering (needs chromium;"
 	@echo "               CHECK_BOOK_FLAGS=--no-browser skips the rendering check)"
@@ -40,16 +44,25 @@ help:
 	@echo "make bench     run every bench/ script on this machine; figures go to results/bench.json"
 	@echo "make bench-gpu on a GPU machine: every benchmark's GPU figure and full-profile times of the JAX chapters"
 	@echo "make setup     only create .venv with the locked dependencies"
+	@echo "make lock      regenerate requirements/{jax,tf,book}.txt with uv (UPGRADE=1 for newer releases)"
 	@echo "make clean     remove _build and the vendored MathJax"
 
-$(STAMP): $(LOCK) pyproject.toml
+# `make unit` needs only the JAX layer; everything else (TensorFlow, the book) is added on top.
+$(UNIT_STAMP): $(LOCK_JAX) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(LOCK)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(PIP) --require-hashes -r $(LOCK_JAX)
+	$(PIP) --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name bnnbook --display-name "Python 3 (bnnbook)" >/dev/null
-	touch $(STAMP)
+	touch $@
+
+$(STAMP): $(UNIT_STAMP) $(LOCK_REST)
+	$(PIP) --require-hashes $(addprefix -r ,$(LOCK_REST))
+	touch $@
 
 setup: $(STAMP)
+
+lock:
+	$(PYTHON) tools/lock.py $(if $(UPGRADE),--upgrade)
 
 book: $(STAMP)
 	$(BIN)/python tools/vendor_mathjax.py
@@ -76,7 +89,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest tests $(CHAPTERS) $(APPENDIX) --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=1800 -p no:cacheprovider -q --durations=15
 
-unit: $(STAMP)
+unit: $(UNIT_STAMP)
 	$(BIN)/python -m pytest tests -q
 
 CHAPTER ?= $(CHAPTERS)

@@ -2,7 +2,7 @@
 Jupyter Book would load every .js file there), so the built book renders formulas offline (no CDN).
 
 MathJax comes from the PyPI package ``django-static-mathjax`` (pinned in
-requirements/lock.txt), which ships MathJax's ``es5`` build. We copy the
+requirements/book.txt), which ships MathJax's ``es5`` build. We copy the
 combined TeX + MathML -> CommonHTML component, the TeX extensions it loads on
 demand, the CommonHTML fonts, and the menu/accessibility pieces it may load;
 ``_config.yml`` points ``mathjax_path`` at the copy. The copy is ignored by git.
@@ -22,7 +22,7 @@ def main(argv) -> int:
     destination = pathlib.Path(argv[1] if len(argv) > 1 else "_mathjax/mathjax")
     spec = importlib.util.find_spec("mathjax")
     if spec is None or spec.origin is None:
-        print("MathJax is missing: pip install django-static-mathjax==3.2.2.1 (it is in requirements/lock.txt)",
+        print("MathJax is missing: pip install django-static-mathjax==3.2.2.1 (it is in requirements/book.txt)",
               file=sys.stderr)
         return 2
     es5 = pathlib.Path(spec.origin).parent / "static" / "mathjax" / "es5"
