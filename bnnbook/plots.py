@@ -396,5 +396,6 @@ def elbo_gap(ax, x, log_evidence: float, elbo, *, color="C0", label: str = "ELBO
 
 
 __all__ = ["predictive_band", "draw_probabilities", "reliability_diagram", "gaussian_contour", "image_grid",
+           "probe_gallery", "named_curves",
            "confidence_histograms", "probability_bars", "image_and_probabilities", "regression_fits", "norm_ball_optimum", "line_posterior",
            "weight_magnitudes", "elbo_gap"]
