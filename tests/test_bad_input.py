@@ -217,6 +217,11 @@ CASES = [
     (plots.weight_magnitudes, lambda: plots.weight_magnitudes(None, {}), E, r"params is empty; pass \{name: weights\}"),
     (plots.elbo_gap, lambda: plots.elbo_gap(None, np.arange(3.0), 1.0, np.arange(2.0)), E,
      r"x and elbo must have one length; got 3 and 2"),
+    (plots.probe_gallery, lambda: plots.probe_gallery(np.empty((1, 2), dtype=object), {"a": np.zeros((3, 784)),
+                                                                                         "b": np.zeros((3, 784))}), E,
+     r"axes has 1 rows for 2 image sets; make it with plt\.subplots\(2, k\)"),
+    (plots.named_curves, lambda: plots.named_curves(None, [0.0, 1.0], {"a": [1.0, 2.0, 3.0]}), E,
+     r"curves\['a'\] has 3 values for 2 x values"),
     # nets, train
     (nets.mlp, lambda: nets.mlp((0,), 2), E, r"layer sizes must be >= 1"),
     (train.fit, lambda: train.fit(loss_fn, jnp.ones(2), optax.sgd(0.1), jnp.ones((4, 1)), num_steps=2.5, key=KEY,
